@@ -1,0 +1,66 @@
+//! Loading a bundle: its directory, `config.json`, and the checks made before anything is
+//! created, so a bad bundle fails with the field at fault and leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+
+use crate::err;
+use crate::error::{Context, Result};
+
+/// config.json files larger than this are refused before parsing.
+const MAX_CONFIG: u64 = 16 << 20;
+
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+pub fn load(dir: Option<&Path>) -> Result<Bundle> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir().ctx("bundle: current directory")?,
+    };
+    let dir = std::fs::canonicalize(&dir).with_ctx(|| format!("bundle {}", dir.display()))?;
+    let path = dir.join("config.json");
+    let spec = parse_config(&path)?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| err!("config.json root: missing (root.path names the rootfs)"))?;
+    let rootfs = dir.join(root.path());
+    let meta = std::fs::metadata(&rootfs)
+        .with_ctx(|| format!("config.json root.path: {}", rootfs.display()))?;
+    if !meta.is_dir() {
+        return Err(err!("config.json root.path: {} is not a directory", rootfs.display()));
+    }
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .with_ctx(|| format!("config.json root.path: {}", rootfs.display()))?;
+    check_process(&spec)?;
+    Ok(Bundle { dir, spec, rootfs })
+}
+
+pub fn parse_config(path: &Path) -> Result<Spec> {
+    let f = std::fs::File::open(path).with_ctx(|| format!("open {}", path.display()))?;
+    let len = f.metadata().with_ctx(|| format!("stat {}", path.display()))?.len();
+    if len > MAX_CONFIG {
+        return Err(err!("{}: {len} bytes, larger than the {MAX_CONFIG} allowed", path.display()));
+    }
+    let reader = std::io::BufReader::new(f);
+    serde_json::from_reader(reader).with_ctx(|| format!("parse {}", path.display()))
+}
+
+fn check_process(spec: &Spec) -> Result<()> {
+    let p = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| err!("config.json process: missing (create needs a process to run)"))?;
+    if p.args().as_deref().unwrap_or_default().is_empty() {
+        return Err(err!("config.json process.args: missing or empty, nothing to run"));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(err!("config.json process.cwd: {:?} is not an absolute path", p.cwd()));
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! The command line, flag for flag as runc's, because containerd, Docker and podman call
+//! berth with runc's argv (see shared/engine-calls.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::Format;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    about = "berth: an OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Print the version (`berth version X.Y.Z`, `commit:` and `spec:` lines, as runc's)
+    #[arg(short = 'v', long = "version", global = false)]
+    pub version: bool,
+
+    /// Root directory for the state of containers
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Write log lines to FILE (stderr when unset)
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Format of log lines
+    #[arg(long = "log-format", value_enum, default_value = "text")]
+    pub log_format: Format,
+
+    /// Log debug lines
+    #[arg(long)]
+    pub debug: bool,
+
+    /// Use systemd for cgroups (accepted for runc compatibility)
+    #[arg(long = "systemd-cgroup")]
+    pub systemd_cgroup: bool,
+
+    /// Rootless mode: auto, true or false
+    #[arg(long, value_name = "MODE", default_value = "auto",
+          value_parser = ["auto", "true", "false"])]
+    pub rootless: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle; it waits for `start`
+    Create(CreateArgs),
+    /// Start a created container: the user program is exec'd
+    Start(IdArg),
+    /// Print the state of a container as OCI state JSON
+    State(IdArg),
+    /// Send a signal to the container's init (default TERM)
+    Kill(KillArgs),
+    /// Delete a stopped container and everything made for it
+    Delete(DeleteArgs),
+    /// Create and start a container; in the foreground, wait for it and exit with its code
+    Run(RunArgs),
+    /// List containers
+    List(ListArgs),
+    /// Write a default config.json for a bundle
+    Spec(SpecArgs),
+    /// Print the features this runtime implements (runtime-spec features.md)
+    Features,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Path to the bundle directory (default: the current directory)
+    #[arg(short = 'b', long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Unix socket that receives the master side of the terminal
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the process id of the container's init to
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Move the root instead of pivot_root (for roots on ramfs)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra file descriptors (3 .. 3+N-1) to the container
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Start the container and return at once, leaving it running
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits (foreground only)
+    #[arg(long)]
+    pub keep: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Send the signal to every process of the container
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Container id
+    pub id: String,
+    /// Signal name or number (KILL, SIGKILL, 9, ...)
+    #[arg(default_value = "TERM")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Kill a created or running container, then delete it
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print only the ids
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// table or json
+    #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Directory to write config.json in
+    #[arg(short = 'b', long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// A config for a container run by an unprivileged user
+    #[arg(long)]
+    pub rootless: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn containerd_create_argv() {
+        let c = parse(&[
+            "--root", "/run/x/default", "--log", "/b/log.json", "--log-format", "json",
+            "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "c1",
+        ]);
+        assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/run/x/default")));
+        assert_eq!(c.log_format, Format::Json);
+        match c.command {
+            Some(Command::Create(a)) => {
+                assert_eq!(a.id, "c1");
+                assert_eq!(a.bundle.as_deref(), Some(std::path::Path::new("/b")));
+                assert_eq!(a.pid_file.as_deref(), Some(std::path::Path::new("/b/init.pid")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn podman_equals_forms_and_kill_forms() {
+        let c = parse(&["--log-format=json", "--log", "/l", "kill", "c1", "9"]);
+        match c.command {
+            Some(Command::Kill(k)) => {
+                assert_eq!((k.id.as_str(), k.signal.as_str(), k.all), ("c1", "9", false))
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = parse(&["kill", "--all", "c1", "KILL"]);
+        assert!(matches!(c.command, Some(Command::Kill(KillArgs { all: true, .. }))));
+        let c = parse(&["kill", "c1"]);
+        assert!(matches!(c.command, Some(Command::Kill(k)) if k.signal == "TERM"));
+    }
+
+    #[test]
+    fn run_takes_create_flags_and_detach() {
+        let c = parse(&["run", "-d", "-b", "/b", "--preserve-fds", "2", "c1"]);
+        match c.command {
+            Some(Command::Run(r)) => {
+                assert!(r.detach);
+                assert_eq!(r.create.preserve_fds, 2);
+                assert_eq!(r.create.id, "c1");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        let r = Cli::try_parse_from(["berth", "--log-format", "xml", "state", "c"]);
+        assert!(r.is_err());
+        let r = Cli::try_parse_from(["berth", "delete", "--bogus", "c"]);
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! `berth create`: the spec's create operation.
+//!
+//! 1. load and check the bundle; 2. make the state directory (locked); 3. bind the start
+//! socket; 4. clone the init into its namespaces, which sets up the container and waits;
+//! 5. record the state and the pid file. Any failure undoes every step before it.
+
+use std::os::unix::net::UnixListener;
+use std::time::SystemTime;
+
+use crate::bundle;
+use crate::cli::CreateArgs;
+use crate::container::{Container, State, Store, write_atomic};
+use crate::err;
+use crate::error::{Context, Result};
+use crate::process::{self, Spawned};
+use crate::timefmt::rfc3339;
+
+pub fn create(store: &Store, a: &CreateArgs) -> Result<()> {
+    create_container(store, a).map(drop)
+}
+
+/// Create the container; the returned [`Container`] is still locked.
+pub fn create_container(store: &Store, a: &CreateArgs) -> Result<(Container, State, Spawned)> {
+    let b = bundle::load(a.bundle.as_deref())?;
+    let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    if terminal {
+        return Err(match &a.console_socket {
+            None => err!(
+                "config.json process.terminal: true, but no --console-socket was given to receive the terminal"
+            ),
+            Some(_) => err!("config.json process.terminal: terminals are not supported yet"),
+        });
+    }
+    // Resolve the pid file before anything changes the working directory.
+    let pid_file = match &a.pid_file {
+        Some(p) if p.is_relative() => Some(std::env::current_dir().ctx("--pid-file")?.join(p)),
+        other => other.clone(),
+    };
+    let c = store.create(&a.id)?;
+    match build(&c, &b, a, pid_file.as_deref()) {
+        Ok((st, sp)) => Ok((c, st, sp)),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&c.dir);
+            Err(e)
+        }
+    }
+}
+
+fn build(
+    c: &Container,
+    b: &bundle::Bundle,
+    a: &CreateArgs,
+    pid_file: Option<&std::path::Path>,
+) -> Result<(State, Spawned)> {
+    let addr = c.start_socket_addr();
+    let listener = UnixListener::bind(&addr).with_ctx(|| format!("bind {}", c.start_socket().display()))?;
+    let sp = process::spawn(&process::SpawnArgs {
+        spec: &b.spec,
+        rootfs: &b.rootfs,
+        bundle: &b.dir,
+        no_pivot: a.no_pivot,
+        preserve_fds: a.preserve_fds,
+        listener: &listener,
+        parent_only: vec![c.dir_fd()],
+    })?;
+    let st = State {
+        oci_version: b.spec.version().clone(),
+        id: c.id.clone(),
+        pid: sp.pid.as_raw(),
+        init_start_time: sp.start_time,
+        bundle: b.dir.clone(),
+        rootfs: b.rootfs.clone(),
+        created: rfc3339(SystemTime::now(), true),
+        owner: String::new(),
+        annotations: b.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+    };
+    let record = || -> Result<()> {
+        c.save(&st)?;
+        if let Some(p) = pid_file {
+            write_atomic(p, sp.pid.to_string().as_bytes(), 0o644).ctx("--pid-file")?;
+        }
+        Ok(())
+    };
+    if let Err(e) = record() {
+        process::kill_and_reap(sp.pid, &sp.pidfd);
+        return Err(e);
+    }
+    Ok((st, sp))
+}

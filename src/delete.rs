@@ -1,0 +1,55 @@
+//! `berth delete`: remove a stopped container. A created or running one is refused unless
+//! `--force`, which kills it first (the spec's MUST; runc and crun delete it anyway).
+
+use std::os::fd::AsFd;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::cli::DeleteArgs;
+use crate::container::{Status, Store};
+use crate::err;
+use crate::error::{Context, Result};
+use crate::process::{pidfd_open, pidfd_send_signal};
+
+pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
+    let c = match store.open(&a.id) {
+        Ok(c) => c,
+        // containerd deletes with --force after a failed create: nothing left is success.
+        Err(e) if a.force && e.to_string().ends_with("does not exist") => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = c.load()?;
+    match (c.status(st.as_ref()), st) {
+        // No state.json, and we hold the lock: a create that died half-way.
+        (Status::Creating, _) | (Status::Stopped, _) => {}
+        (s, Some(st)) => {
+            if !a.force {
+                return Err(err!(
+                    "cannot delete container {} that is not stopped: {} (use --force to kill it first)",
+                    a.id,
+                    s.as_str()
+                ));
+            }
+            let fd = pidfd_open(st.pid).with_ctx(|| format!("pidfd_open {}", st.pid))?;
+            if crate::container::init_alive(&st) {
+                pidfd_send_signal(&fd, libc::SIGKILL).with_ctx(|| format!("kill pid {}", st.pid))?;
+                wait_exit(&fd).with_ctx(|| format!("wait for pid {} to exit", st.pid))?;
+            }
+        }
+        (_, None) => {}
+    }
+    c.remove()
+}
+
+/// A pidfd turns readable when its process exits.
+fn wait_exit(fd: &impl AsFd) -> Result<()> {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(10_000u16)) {
+            Ok(0) => return Err(err!("still alive 10 s after SIGKILL")),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).ctx("poll"),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! berth: an OCI container runtime. See README.md.
+
+mod bundle;
+mod cli;
+mod container;
+mod create;
+mod delete;
+mod error;
+mod features;
+mod kill;
+mod list;
+mod logging;
+mod process;
+mod rootfs;
+mod run;
+mod signal;
+mod spec;
+mod start;
+mod state;
+mod timefmt;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use container::Store;
+use error::Result;
+
+fn default_root() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/run/berth");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("berth"),
+        _ => PathBuf::from(format!("/tmp/berth-{}", nix::unistd::geteuid())),
+    }
+}
+
+fn version() -> String {
+    format!(
+        "berth version {}\ncommit: {}\nspec: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("BERTH_COMMIT"),
+        oci_spec::runtime::VERSION
+    )
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
+    let Some(cmd) = cli.command else {
+        print!("{}", version());
+        return Ok(0);
+    };
+    match cmd {
+        Command::Create(a) => create::create(&store, &a)?,
+        Command::Start(a) => start::start(&store, &a.id)?,
+        Command::State(a) => state::state(&store, &a.id)?,
+        Command::Kill(a) => kill::kill(&store, &a)?,
+        Command::Delete(a) => delete::delete(&store, &a)?,
+        Command::Run(a) => return run::run(&store, &a),
+        Command::List(a) => list::list(&store, &a)?,
+        Command::Spec(a) => spec::spec(&a)?,
+        Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
+    }
+    Ok(0)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.version {
+        print!("{}", version());
+        return;
+    }
+    logging::init(cli.log.as_deref(), cli.log_format, cli.debug);
+    log::debug!("berth {:?}", std::env::args().collect::<Vec<_>>());
+    match dispatch(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("berth: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The container init: what runs in the child of `clone3`, from birth to `execve`.
+//!
+//! It never returns: on success it becomes the user program, on failure it sends
+//! `Msg::Error` (or writes the error to `start`'s connection) and exits.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::unistd::{chdir, setresgid, setresuid, Gid, Uid};
+
+use super::identity;
+use super::namespaces::{self, Plan};
+use super::sync::{Channel, Msg};
+use crate::err;
+use crate::error::{Context, Error, Result};
+use crate::rootfs;
+
+pub struct InitArgs<'a> {
+    pub spec: &'a oci_spec::runtime::Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub plan: &'a Plan,
+    pub listener: &'a UnixListener,
+}
+
+/// Entry point of the child. Never returns.
+pub fn run(a: &InitArgs, ch: Channel, parent_only: &[RawFd]) -> ! {
+    for fd in parent_only {
+        // SAFETY: these fds belong to the parent's bookkeeping (its end of the sync pair,
+        // the state-dir lock); the child's copies are closed and never used again.
+        unsafe { libc::close(*fd) };
+    }
+    let err = match setup(a, &ch) {
+        Ok(prog) => {
+            if ch.send(&Msg::Ready).is_err() {
+                exit(1);
+            }
+            drop(ch);
+            wait_and_exec(a, prog)
+        }
+        Err(e) => e,
+    };
+    let _ = ch.send(&Msg::Error(err.to_string()));
+    exit(1)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the child without running the parent's destructors or atexit
+    // handlers, which belong to the parent's copy of this address space.
+    unsafe { libc::_exit(code) }
+}
+
+/// The program to exec, with its argv and envp.
+struct Program {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
+    let spec = a.spec;
+    let process = spec.process().as_ref().ok_or_else(|| err!("config.json process: missing"))?;
+    if a.plan.new.contains(CloneFlags::CLONE_NEWUSER) {
+        ch.expect(Msg::Mapped)?;
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .ctx("become gid 0 in the new user namespace (is gid 0 mapped in linux.gidMappings?)")?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .ctx("become uid 0 in the new user namespace (is uid 0 mapped in linux.uidMappings?)")?;
+    }
+    namespaces::join_all(&a.plan.init_joins)?;
+
+    if let Some(h) = spec.hostname() {
+        if !a.plan.has(CloneFlags::CLONE_NEWUTS) {
+            return Err(err!("config.json hostname: set without a uts namespace in linux.namespaces"));
+        }
+        nix::unistd::sethostname(h).with_ctx(|| format!("config.json hostname: sethostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname() {
+        if !a.plan.has(CloneFlags::CLONE_NEWUTS) {
+            return Err(err!("config.json domainname: set without a uts namespace in linux.namespaces"));
+        }
+        // SAFETY: the pointer and length describe `d`'s bytes for the duration of the call.
+        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        if r != 0 {
+            return Err(nix::errno::Errno::last()).ctx("config.json domainname: setdomainname");
+        }
+    }
+
+    if !a.plan.has(CloneFlags::CLONE_NEWNS) {
+        return Err(err!("config.json linux.namespaces: a mount namespace is required"));
+    }
+    rootfs::prepare(&rootfs::Setup {
+        spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        no_pivot: a.no_pivot,
+        userns: a.plan.new.contains(CloneFlags::CLONE_NEWUSER),
+    })?;
+
+    let cwd = process.cwd();
+    if !cwd.is_absolute() {
+        return Err(err!("config.json process.cwd: {} is not absolute", cwd.display()));
+    }
+    chdir(cwd).with_ctx(|| format!("config.json process.cwd: chdir {}", cwd.display()))?;
+
+    let args = process.args().as_deref().unwrap_or_default();
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let prog = program(args, &env)?;
+
+    identity::set_rlimits(process)?;
+    identity::become_user(process)?;
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    if process.no_new_privileges().unwrap_or(false) {
+        identity::no_new_privileges()?;
+    }
+    Ok(prog)
+}
+
+fn cstr(field: &str, s: &[u8]) -> Result<CString> {
+    CString::new(s).map_err(|_| err!("{field}: contains a NUL byte"))
+}
+
+/// Resolve `args[0]` as execvp would, with the container's `PATH`, now that the root is
+/// the container's. Errors are worded as runc's: engines map "executable file not found"
+/// and "no such file or directory" to exit code 127, "permission denied" to 126.
+fn program(args: &[String], env: &[String]) -> Result<Program> {
+    let first = args.first().ok_or_else(|| err!("config.json process.args: empty, nothing to run"))?;
+    let path = if first.contains('/') {
+        PathBuf::from(first)
+    } else {
+        let path_var = env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path_var
+            .split(':')
+            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(first))
+            .find(|p| is_executable(p))
+            .ok_or_else(|| {
+                err!("config.json process.args[0]: exec: {first:?}: executable file not found in $PATH")
+            })?
+    };
+    match std::fs::metadata(&path) {
+        Err(e) => {
+            let reason = Error::from(e).to_string().to_lowercase();
+            return Err(err!("config.json process.args[0]: exec: {}: {reason}", path.display()));
+        }
+        Ok(m) if m.is_dir() => {
+            return Err(err!("config.json process.args[0]: exec: {}: is a directory", path.display()));
+        }
+        Ok(_) => {}
+    }
+    Ok(Program {
+        path: cstr("config.json process.args[0]", path.as_os_str().as_bytes())?,
+        argv: args
+            .iter()
+            .enumerate()
+            .map(|(i, s)| cstr(&format!("config.json process.args[{i}]"), s.as_bytes()))
+            .collect::<Result<_>>()?,
+        envp: env
+            .iter()
+            .enumerate()
+            .map(|(i, s)| cstr(&format!("config.json process.env[{i}]"), s.as_bytes()))
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+extern "C" fn die_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Signals whose default action ends a process. While waiting for `start`, the init may be
+/// pid 1 of its namespace, where the kernel drops such signals unless a handler is set: a
+/// handler makes `kill` of a created container work. execve resets handlers to default.
+const TERMINATING: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGPIPE,
+];
+
+fn wait_and_exec(a: &InitArgs, prog: Program) -> ! {
+    let act = SigAction::new(SigHandler::Handler(die_on_signal), SaFlags::empty(), SigSet::empty());
+    for s in TERMINATING {
+        // SAFETY: the handler only calls _exit.
+        let _ = unsafe { sigaction(*s, &act) };
+    }
+    loop {
+        let mut conn = match a.listener.accept() {
+            Ok((c, _)) => c,
+            Err(_) => continue,
+        };
+        let mut go = [0u8; 1];
+        if !matches!(conn.read(&mut go), Ok(1)) || go[0] != b'g' {
+            continue;
+        }
+        let e = exec(a, &prog, conn.as_raw_fd());
+        let _ = conn.write_all(e.to_string().as_bytes());
+        exit(127);
+    }
+}
+
+/// The last steps, then execve. Returns only on failure.
+fn exec(a: &InitArgs, prog: &Program, conn: RawFd) -> Error {
+    // Every fd but stdio and the --preserve-fds range is closed at exec; the connection
+    // to `start` is among them, which tells `start` the exec happened.
+    let first = 3 + a.preserve_fds;
+    // SAFETY: close_range only changes fd flags.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        return Error::from(nix::errno::Errno::last()).context("close_range");
+    }
+    let _ = conn;
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for s in Signal::iterator() {
+        if s != Signal::SIGKILL && s != Signal::SIGSTOP {
+            // SAFETY: restoring the default disposition.
+            let _ = unsafe { sigaction(s, &dfl) };
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let e = match nix::unistd::execve(&prog.path, &prog.argv, &prog.envp) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    // Lower case, as runc words it: engines match on "permission denied".
+    err!(
+        "exec {}: {}",
+        String::from_utf8_lossy(prog.path.as_bytes()),
+        e.desc().to_lowercase()
+    )
+}

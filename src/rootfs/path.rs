@@ -1,0 +1,224 @@
+//! Paths inside the container's root, resolved by file descriptor.
+//!
+//! Nothing in berth joins a rootfs path by string. A path from config.json or from the image
+//! is resolved here with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from an fd of the
+//! root, so `..` and absolute symlinks stay inside the root (CVE-2021-30465, crun
+//! CVE-2019-18837: mount destinations through symlinks). Missing directories are made one
+//! component at a time relative to the fd of their parent, and mounts are done onto
+//! `/proc/self/fd/N` of the opened target, so what is mounted on is what was checked.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::{Mode, mkdirat};
+
+use crate::err;
+use crate::error::{Context, Result};
+
+/// An open directory that is the root of resolution.
+pub struct Root {
+    fd: OwnedFd,
+    /// For messages only.
+    host_path: PathBuf,
+}
+
+/// What to create at the end of a path when it is missing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+fn how(flags: OFlag) -> OpenHow {
+    // openat2 refuses flags that mean nothing with O_PATH, O_NOCTTY among them.
+    let extra = if flags.contains(OFlag::O_PATH) { OFlag::empty() } else { OFlag::O_NOCTTY };
+    OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | extra)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+}
+
+/// `/proc/self/fd/N`: the name under which an opened file is mounted on or reopened.
+pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+impl Root {
+    pub fn open(host_path: &Path) -> Result<Root> {
+        let fd = nix::fcntl::open(
+            host_path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_ctx(|| format!("open root {}", host_path.display()))?;
+        Ok(Root {
+            fd,
+            host_path: host_path.to_path_buf(),
+        })
+    }
+
+    fn shown(&self, p: &Path) -> String {
+        format!("{} in {}", p.display(), self.host_path.display())
+    }
+
+    /// Open `path` (taken as inside the root, absolute or not) as an `O_PATH` fd.
+    pub fn resolve(&self, path: &Path) -> Result<OwnedFd> {
+        self.open_in(path, OFlag::O_PATH)
+    }
+
+    /// Open `path` inside the root with `flags`.
+    pub fn open_in(&self, path: &Path, flags: OFlag) -> Result<OwnedFd> {
+        let rel = relative(path);
+        openat2(self.fd.as_fd(), rel.as_os_str(), how(flags))
+            .with_ctx(|| format!("open {}", self.shown(path)))
+    }
+
+    /// Make every missing directory of `path` and return an `O_PATH` fd of the last one.
+    pub fn mkdir_all(&self, path: &Path, mode: u32) -> Result<OwnedFd> {
+        let rel = relative(path);
+        // Walk from the root: each step resolves the prefix so far inside the root, and
+        // a missing component is made relative to its parent's fd.
+        let mut cur = self.reopen_root()?;
+        let mut prefix = PathBuf::new();
+        for comp in rel.components() {
+            let Component::Normal(name) = comp else {
+                continue;
+            };
+            prefix.push(name);
+            match self.open_in(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(fd) => cur = fd,
+                Err(e) if e.errno() == Some(Errno::ENOENT) => {
+                    match mkdirat(cur.as_fd(), name, Mode::from_bits_truncate(mode)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => {
+                            return Err(e).with_ctx(|| format!("mkdir {}", self.shown(&prefix)));
+                        }
+                    }
+                    cur = self.open_in(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Make `path` (and its parents) if missing, as `kind`; return an `O_PATH` fd of it.
+    pub fn create(&self, path: &Path, kind: Kind, mode: u32) -> Result<OwnedFd> {
+        if kind == Kind::Dir {
+            return self.mkdir_all(path, mode);
+        }
+        if let Ok(fd) = self.resolve(path) {
+            return Ok(fd);
+        }
+        let rel = relative(path);
+        let name = rel
+            .file_name()
+            .ok_or_else(|| err!("{}: not a file name", self.shown(path)))?;
+        let parent = self.mkdir_all(rel.parent().unwrap_or(Path::new("")), 0o755)?;
+        match nix::fcntl::openat(
+            parent.as_fd(),
+            name,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        ) {
+            Ok(_) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_ctx(|| format!("create {}", self.shown(path))),
+        }
+        self.resolve(path)
+    }
+
+    fn reopen_root(&self) -> Result<OwnedFd> {
+        openat2(self.fd.as_fd(), ".", how(OFlag::O_PATH | OFlag::O_DIRECTORY))
+            .with_ctx(|| format!("open root {}", self.host_path.display()))
+    }
+}
+
+/// `path` made relative, with `.` dropped; `..` is kept and resolved by the kernel inside
+/// the root.
+pub fn relative(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => out.push(".."),
+            Component::Normal(n) => out.push(n),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn tree(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("berth-path-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("root/etc")).unwrap();
+        fs::create_dir_all(d.join("outside")).unwrap();
+        d
+    }
+
+    fn real(fd: &OwnedFd) -> PathBuf {
+        fs::read_link(fd_path(fd)).unwrap()
+    }
+
+    #[test]
+    fn relative_forms() {
+        assert_eq!(relative(Path::new("/a/./b/")), PathBuf::from("a/b"));
+        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
+        assert_eq!(relative(Path::new("../x")), PathBuf::from("../x"));
+    }
+
+    #[test]
+    fn absolute_symlink_stays_inside() {
+        let d = tree("abs");
+        symlink(d.join("outside"), d.join("root/evil")).unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        let fd = root.mkdir_all(Path::new("/evil/sub"), 0o755).unwrap();
+        // The link's target is read as a path inside the root.
+        let want = d.join("root").join(d.join("outside").strip_prefix("/").unwrap()).join("sub");
+        assert_eq!(real(&fd), want);
+        assert!(fs::read_dir(d.join("outside")).unwrap().next().is_none());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn dotdot_and_relative_links_stay_inside() {
+        let d = tree("dotdot");
+        symlink("../../outside", d.join("root/etc/up")).unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        let fd = root.create(Path::new("/etc/up/file"), Kind::File, 0o644).unwrap();
+        assert_eq!(real(&fd), d.join("root/outside/file"));
+        let fd = root.mkdir_all(Path::new("/../../x"), 0o755).unwrap();
+        assert_eq!(real(&fd), d.join("root/x"));
+        assert!(fs::read_dir(d.join("outside")).unwrap().next().is_none());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn magic_links_are_refused() {
+        let d = tree("magic");
+        symlink("/proc/self/root", d.join("root/pr")).unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        // /proc does not exist inside this root, so the link cannot lead to the host's.
+        assert!(root.resolve(Path::new("/pr/etc")).is_err());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn file_kind_makes_a_file() {
+        let d = tree("file");
+        let root = Root::open(&d.join("root")).unwrap();
+        root.create(Path::new("/a/b/f"), Kind::File, 0o600).unwrap();
+        assert!(d.join("root/a/b/f").is_file());
+        root.create(Path::new("/a/b/f"), Kind::File, 0o600).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

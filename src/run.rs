@@ -1,0 +1,83 @@
+//! `berth run`: create, then start. In the foreground berth stays as the container's
+//! parent: it forwards every signal it gets to the init, reaps, and exits with the init's
+//! exit code (128+N when the init was killed by signal N), then deletes the container.
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::cli::RunArgs;
+use crate::container::Store;
+use crate::create::create_container;
+use crate::error::{Context, Result};
+use crate::process::{kill_and_reap, pidfd_send_signal};
+use crate::start::release;
+
+/// Returns the exit code for berth.
+pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
+    if a.detach {
+        let (c, _, _) = create_container(store, &a.create)?;
+        if let Err(e) = release(&c) {
+            let _ = std::fs::remove_dir_all(&c.dir);
+            return Err(e);
+        }
+        return Ok(0);
+    }
+
+    // Block every signal before the init exists, so none is lost: they are taken with
+    // sigwait below. The init unblocks all signals before it execs.
+    let all = SigSet::all();
+    let mut old = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).ctx("block signals")?;
+    // Orphans of the container (without a pid namespace) are reparented to us and reaped.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+
+    let (c, _, sp) = create_container(store, &a.create)?;
+    if let Err(e) = release(&c) {
+        kill_and_reap(sp.pid, &sp.pidfd);
+        let _ = std::fs::remove_dir_all(&c.dir);
+        return Err(e);
+    }
+    let (dir, id) = (c.dir.clone(), c.id.clone());
+    c.unlock();
+
+    let code = supervise(sp.pid, &sp.pidfd, &all);
+    if !a.keep {
+        match store.open(&id) {
+            Ok(c) => c.remove()?,
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    Ok(code)
+}
+
+fn supervise(init: Pid, pidfd: &std::os::fd::OwnedFd, set: &SigSet) -> i32 {
+    loop {
+        if let Some(code) = reap(init) {
+            return code;
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => {}
+            Ok(sig) => {
+                let _ = pidfd_send_signal(pidfd, sig as i32);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Reap every exited child; the init's exit code once it is among them.
+fn reap(init: Pid) -> Option<i32> {
+    loop {
+        match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == init => return Some(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => return Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
