@@ -33,7 +33,10 @@ pub fn load(dir: Option<&Path>) -> Result<Bundle> {
     let meta = std::fs::metadata(&rootfs)
         .with_ctx(|| format!("config.json root.path: {}", rootfs.display()))?;
     if !meta.is_dir() {
-        return Err(err!("config.json root.path: {} is not a directory", rootfs.display()));
+        return Err(err!(
+            "config.json root.path: {} is not a directory",
+            rootfs.display()
+        ));
     }
     let rootfs = std::fs::canonicalize(&rootfs)
         .with_ctx(|| format!("config.json root.path: {}", rootfs.display()))?;
@@ -43,9 +46,15 @@ pub fn load(dir: Option<&Path>) -> Result<Bundle> {
 
 pub fn parse_config(path: &Path) -> Result<Spec> {
     let f = std::fs::File::open(path).with_ctx(|| format!("open {}", path.display()))?;
-    let len = f.metadata().with_ctx(|| format!("stat {}", path.display()))?.len();
+    let len = f
+        .metadata()
+        .with_ctx(|| format!("stat {}", path.display()))?
+        .len();
     if len > MAX_CONFIG {
-        return Err(err!("{}: {len} bytes, larger than the {MAX_CONFIG} allowed", path.display()));
+        return Err(err!(
+            "{}: {len} bytes, larger than the {MAX_CONFIG} allowed",
+            path.display()
+        ));
     }
     let reader = std::io::BufReader::new(f);
     serde_json::from_reader(reader).with_ctx(|| format!("parse {}", path.display()))
@@ -57,10 +66,15 @@ fn check_process(spec: &Spec) -> Result<()> {
         .as_ref()
         .ok_or_else(|| err!("config.json process: missing (create needs a process to run)"))?;
     if p.args().as_deref().unwrap_or_default().is_empty() {
-        return Err(err!("config.json process.args: missing or empty, nothing to run"));
+        return Err(err!(
+            "config.json process.args: missing or empty, nothing to run"
+        ));
     }
     if !p.cwd().is_absolute() {
-        return Err(err!("config.json process.cwd: {:?} is not an absolute path", p.cwd()));
+        return Err(err!(
+            "config.json process.cwd: {:?} is not an absolute path",
+            p.cwd()
+        ));
     }
     Ok(())
 }

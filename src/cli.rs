@@ -163,16 +163,32 @@ mod tests {
     #[test]
     fn containerd_create_argv() {
         let c = parse(&[
-            "--root", "/run/x/default", "--log", "/b/log.json", "--log-format", "json",
-            "create", "--bundle", "/b", "--pid-file", "/b/init.pid", "c1",
+            "--root",
+            "/run/x/default",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "c1",
         ]);
-        assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/run/x/default")));
+        assert_eq!(
+            c.root.as_deref(),
+            Some(std::path::Path::new("/run/x/default"))
+        );
         assert_eq!(c.log_format, Format::Json);
         match c.command {
             Some(Command::Create(a)) => {
                 assert_eq!(a.id, "c1");
                 assert_eq!(a.bundle.as_deref(), Some(std::path::Path::new("/b")));
-                assert_eq!(a.pid_file.as_deref(), Some(std::path::Path::new("/b/init.pid")));
+                assert_eq!(
+                    a.pid_file.as_deref(),
+                    Some(std::path::Path::new("/b/init.pid"))
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -183,12 +199,18 @@ mod tests {
         let c = parse(&["--log-format=json", "--log", "/l", "kill", "c1", "9"]);
         match c.command {
             Some(Command::Kill(k)) => {
-                assert_eq!((k.id.as_str(), k.signal.as_str(), k.all), ("c1", "9", false))
+                assert_eq!(
+                    (k.id.as_str(), k.signal.as_str(), k.all),
+                    ("c1", "9", false)
+                )
             }
             other => panic!("{other:?}"),
         }
         let c = parse(&["kill", "--all", "c1", "KILL"]);
-        assert!(matches!(c.command, Some(Command::Kill(KillArgs { all: true, .. }))));
+        assert!(matches!(
+            c.command,
+            Some(Command::Kill(KillArgs { all: true, .. }))
+        ));
         let c = parse(&["kill", "c1"]);
         assert!(matches!(c.command, Some(Command::Kill(k)) if k.signal == "TERM"));
     }

@@ -1,8 +1,12 @@
 //! `berth create`: the spec's create operation.
 //!
-//! 1. load and check the bundle; 2. make the state directory (locked); 3. bind the start
-//! socket; 4. clone the init into its namespaces, which sets up the container and waits;
-//! 5. record the state and the pid file. Any failure undoes every step before it.
+//! 1. load and check the bundle;
+//! 2. make the state directory (locked);
+//! 3. bind the start socket;
+//! 4. clone the init into its namespaces, which sets up the container and waits;
+//! 5. record the state and the pid file.
+//!
+//! Any failure undoes every step before it.
 
 use std::os::unix::net::UnixListener;
 use std::time::SystemTime;
@@ -22,7 +26,12 @@ pub fn create(store: &Store, a: &CreateArgs) -> Result<()> {
 /// Create the container; the returned [`Container`] is still locked.
 pub fn create_container(store: &Store, a: &CreateArgs) -> Result<(Container, State, Spawned)> {
     let b = bundle::load(a.bundle.as_deref())?;
-    let terminal = b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    let terminal = b
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
     if terminal {
         return Err(match &a.console_socket {
             None => err!(
@@ -53,7 +62,8 @@ fn build(
     pid_file: Option<&std::path::Path>,
 ) -> Result<(State, Spawned)> {
     let addr = c.start_socket_addr();
-    let listener = UnixListener::bind(&addr).with_ctx(|| format!("bind {}", c.start_socket().display()))?;
+    let listener =
+        UnixListener::bind(&addr).with_ctx(|| format!("bind {}", c.start_socket().display()))?;
     let sp = process::spawn(&process::SpawnArgs {
         spec: &b.spec,
         rootfs: &b.rootfs,
@@ -72,7 +82,13 @@ fn build(
         rootfs: b.rootfs.clone(),
         created: rfc3339(SystemTime::now(), true),
         owner: String::new(),
-        annotations: b.spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        annotations: b
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
     };
     let record = || -> Result<()> {
         c.save(&st)?;

@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn context_chains_outermost_first_and_keeps_errno() {
-        let r: Result<()> = Err(Errno::EBUSY).ctx("mount proc").ctx("config.json mounts[0]");
+        let r: Result<()> = Err(Errno::EBUSY)
+            .ctx("mount proc")
+            .ctx("config.json mounts[0]");
         let e = r.unwrap_err();
         assert_eq!(
             e.to_string(),

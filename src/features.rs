@@ -38,6 +38,12 @@ mod tests {
         assert_eq!(f["linux"]["namespaces"].as_array().unwrap().len(), 8);
         let caps = f["linux"]["capabilities"].as_array().unwrap();
         assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
-        assert!(f["mountOptions"].as_array().unwrap().iter().any(|o| o == "rbind"));
+        assert!(
+            f["mountOptions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o == "rbind")
+        );
     }
 }

@@ -11,7 +11,9 @@ use crate::signal::parse_signal;
 pub fn kill(store: &Store, a: &KillArgs) -> Result<()> {
     let sig = parse_signal(&a.signal)?;
     let c = store.peek(&a.id)?;
-    let st = c.load()?.ok_or_else(|| err!("container {} is still being created", a.id))?;
+    let st = c
+        .load()?
+        .ok_or_else(|| err!("container {} is still being created", a.id))?;
     match c.status(Some(&st)) {
         Status::Created | Status::Running => {}
         _ => return Err(err!("cannot kill container {}: it is not running", a.id)),
@@ -32,7 +34,10 @@ pub fn kill(store: &Store, a: &KillArgs) -> Result<()> {
 pub fn signal_init(st: &State, sig: i32) -> Result<()> {
     let fd = pidfd_open(st.pid).with_ctx(|| format!("pidfd_open {}", st.pid))?;
     if !init_alive(st) {
-        return Err(err!("cannot signal container {}: its init has exited", st.id));
+        return Err(err!(
+            "cannot signal container {}: its init has exited",
+            st.id
+        ));
     }
     pidfd_send_signal(&fd, sig).with_ctx(|| format!("signal {sig} to pid {}", st.pid))
 }
@@ -40,11 +45,15 @@ pub fn signal_init(st: &State, sig: i32) -> Result<()> {
 /// Processes in the pid namespace of `pid`, when that namespace is not berth's own.
 fn same_pid_namespace(pid: i32) -> Vec<i32> {
     let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
-    let Some(target) = ns(&pid.to_string()) else { return Vec::new() };
+    let Some(target) = ns(&pid.to_string()) else {
+        return Vec::new();
+    };
     if ns("self").as_ref() == Some(&target) {
         return Vec::new();
     }
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
         .filter(|n| ns(n).as_ref() == Some(&target))

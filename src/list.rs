@@ -1,7 +1,7 @@
 //! `berth list`: every container under the root, as a table or as JSON.
 
 use crate::cli::ListArgs;
-use crate::container::{Store, StateReport};
+use crate::container::{StateReport, Store};
 use crate::error::Result;
 use crate::state::report;
 
@@ -43,7 +43,14 @@ fn table(reports: &[StateReport]) -> String {
     }
     // Columns as Go's tabwriter lays them for runc: at least 12 wide, 3 spaces of padding.
     let widths: Vec<usize> = (0..6)
-        .map(|i| cells.iter().map(|row| row[i].len() + 3).max().unwrap_or(0).max(12))
+        .map(|i| {
+            cells
+                .iter()
+                .map(|row| row[i].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
         .collect();
     let mut out = String::new();
     for row in &cells {

@@ -49,7 +49,12 @@ impl Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        let text = line(self.format, r.level(), &r.args().to_string(), SystemTime::now());
+        let text = line(
+            self.format,
+            r.level(),
+            &r.args().to_string(),
+            SystemTime::now(),
+        );
         match &self.file {
             Some(f) => {
                 if let Ok(mut f) = f.lock() {

@@ -50,7 +50,10 @@ fn parse_rt(name: &str) -> Option<Option<i32>> {
         rest.strip_prefix('-')
     };
     let n = off.and_then(|o| o.parse::<i32>().ok());
-    Some(n.map(|n| base + sign * n).filter(|v| (min..=max).contains(v)))
+    Some(
+        n.map(|n| base + sign * n)
+            .filter(|v| (min..=max).contains(v)),
+    )
 }
 
 #[cfg(test)]

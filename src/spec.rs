@@ -15,7 +15,11 @@ pub fn spec(a: &SpecArgs) -> Result<()> {
         return Err(err!("{} exists: remove it first", path.display()));
     }
     let cfg = if a.rootless {
-        rootless(default_config(), nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
+        rootless(
+            default_config(),
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
     } else {
         default_config()
     };
@@ -111,7 +115,16 @@ mod tests {
     fn default_config_parses_as_a_spec() {
         let s: oci_spec::runtime::Spec = serde_json::from_value(default_config()).unwrap();
         assert_eq!(s.root().as_ref().unwrap().path(), Path::new("rootfs"));
-        assert_eq!(s.linux().as_ref().unwrap().namespaces().as_ref().unwrap().len(), 6);
+        assert_eq!(
+            s.linux()
+                .as_ref()
+                .unwrap()
+                .namespaces()
+                .as_ref()
+                .unwrap()
+                .len(),
+            6
+        );
     }
 
     #[test]

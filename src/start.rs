@@ -16,7 +16,10 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     match c.status(st.as_ref()) {
         Status::Created => release(&c),
         Status::Stopped => Err(err!("cannot start container {id}: it has stopped")),
-        s => Err(err!("cannot start container {id}: it is {}, not created", s.as_str())),
+        s => Err(err!(
+            "cannot start container {id}: it is {}, not created",
+            s.as_str()
+        )),
     }
 }
 
@@ -24,10 +27,12 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
 pub fn release(c: &Container) -> Result<()> {
     let mut conn = UnixStream::connect(c.start_socket_addr())
         .with_ctx(|| format!("connect to the init of {} (has it exited?)", c.id))?;
-    std::fs::remove_file(c.start_socket()).with_ctx(|| format!("remove {}", c.start_socket().display()))?;
+    std::fs::remove_file(c.start_socket())
+        .with_ctx(|| format!("remove {}", c.start_socket().display()))?;
     conn.write_all(b"g").ctx("release the init")?;
     let mut reply = String::new();
-    conn.read_to_string(&mut reply).ctx("wait for the init to exec")?;
+    conn.read_to_string(&mut reply)
+        .ctx("wait for the init to exec")?;
     if reply.is_empty() {
         Ok(())
     } else {

@@ -6,7 +6,9 @@ use crate::error::Result;
 
 pub fn state(store: &Store, id: &str) -> Result<()> {
     let c = store.peek(id)?;
-    let st = c.load()?.ok_or_else(|| err!("container {id} is still being created"))?;
+    let st = c
+        .load()?
+        .ok_or_else(|| err!("container {id} is still being created"))?;
     let status = c.status(Some(&st));
     println!("{}", serde_json::to_string_pretty(&report(&st, status))?);
     Ok(())

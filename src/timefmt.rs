@@ -41,7 +41,7 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(rfc3339(UNIX_EPOCH, false), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::new(1_796_057_355, 7);
+        let t = UNIX_EPOCH + Duration::new(1_795_970_955, 7);
         assert_eq!(rfc3339(t, true), "2026-11-29T16:49:15.000000007Z");
         // A leap day.
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400);

@@ -45,7 +45,9 @@ mod tests {
     #[test]
     fn rejects_hostile_ids() {
         let long = "y".repeat(MAX_ID_LEN + 1);
-        for id in ["", ".", "..", "../x", "a/b", "/abs", "a b", "a\0b", "é", &long] {
+        for id in [
+            "", ".", "..", "../x", "a/b", "/abs", "a b", "a\0b", "é", &long,
+        ] {
             assert!(validate_id(id).is_err(), "{id:?} must be rejected");
         }
     }

@@ -86,6 +86,7 @@ pub struct StateReport<'a> {
 }
 
 /// A container directory, locked for as long as this value lives.
+#[derive(Debug)]
 pub struct Container {
     pub dir: PathBuf,
     pub id: String,
@@ -93,6 +94,7 @@ pub struct Container {
     dirfd: Dir,
 }
 
+#[derive(Debug)]
 enum Dir {
     Locked(Flock<File>),
     Open(File),
@@ -178,7 +180,9 @@ impl Store {
                 id: id.to_string(),
                 dirfd: Dir::Open(f),
             }),
-            Err(e) if e.errno() == Some(Errno::ENOENT) => Err(err!("container {id} does not exist")),
+            Err(e) if e.errno() == Some(Errno::ENOENT) => {
+                Err(err!("container {id} does not exist"))
+            }
             Err(e) => Err(e),
         }
     }
@@ -304,11 +308,11 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         f.sync_all()?;
         fs::rename(&tmp, path)
     };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        e
-    })
-    .with_ctx(|| format!("write {}", path.display()))
+    write()
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+        .with_ctx(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]
@@ -358,10 +362,22 @@ mod tests {
         // Our own process is alive and has no start socket: running.
         assert_eq!(c.status(Some(&back)), Status::Running);
         drop(c);
-        assert!(store.create("c1").unwrap_err().to_string().contains("already exists"));
+        assert!(
+            store
+                .create("c1")
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
         assert_eq!(store.ids().unwrap(), vec!["c1".to_string()]);
         store.open("c1").unwrap().remove().unwrap();
-        assert!(store.open("c1").unwrap_err().to_string().contains("does not exist"));
+        assert!(
+            store
+                .open("c1")
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
         let _ = fs::remove_dir_all(base);
     }
 
@@ -385,7 +401,10 @@ mod tests {
             .open(&c.dir)
             .unwrap();
         let r = Flock::lock(f, FlockArg::LockExclusiveNonblock);
-        assert!(r.is_err(), "a second lock must not be granted while one is held");
+        assert!(
+            r.is_err(),
+            "a second lock must not be granted while one is held"
+        );
         drop(c);
         let _ = fs::remove_dir_all(base);
     }

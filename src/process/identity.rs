@@ -35,14 +35,23 @@ const RLIMITS: &[(PosixRlimitType, libc::__rlimit_resource_t)] = &[
 ];
 
 pub fn set_rlimits(p: &Process) -> Result<()> {
-    for (i, r) in p.rlimits().as_deref().unwrap_or_default().iter().enumerate() {
+    for (i, r) in p
+        .rlimits()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         let field = format!("config.json process.rlimits[{i}] ({})", r.typ());
         let res = RLIMITS
             .iter()
             .find(|(t, _)| *t == r.typ())
             .map(|(_, n)| *n)
             .ok_or_else(|| err!("{field}: unknown type"))?;
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: setrlimit reads one initialised struct.
         if unsafe { libc::setrlimit(res, &lim) } != 0 {
             let e = nix::errno::Errno::last();
@@ -52,7 +61,11 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
                 ""
             };
             return Err(e).with_ctx(|| {
-                format!("{field}: setrlimit soft {} hard {}{hint}", r.soft(), r.hard())
+                format!(
+                    "{field}: setrlimit soft {} hard {}{hint}",
+                    r.soft(),
+                    r.hard()
+                )
             });
         }
     }
@@ -65,7 +78,8 @@ fn to_caps(field: &str, list: &Option<Capabilities>) -> Result<Set> {
     let mut out = Set::new();
     for c in list.iter().flatten() {
         let name = format!("CAP_{c}");
-        let cap = Capability::from_str(&name).map_err(|_| err!("{field}: unknown capability {name}"))?;
+        let cap =
+            Capability::from_str(&name).map_err(|_| err!("{field}: unknown capability {name}"))?;
         out.insert(cap);
     }
     Ok(out)
@@ -78,15 +92,25 @@ pub fn become_user(p: &Process) -> Result<()> {
         Some(c) => Some([
             to_caps("config.json process.capabilities.bounding", c.bounding())?,
             to_caps("config.json process.capabilities.effective", c.effective())?,
-            to_caps("config.json process.capabilities.inheritable", c.inheritable())?,
+            to_caps(
+                "config.json process.capabilities.inheritable",
+                c.inheritable(),
+            )?,
             to_caps("config.json process.capabilities.permitted", c.permitted())?,
             to_caps("config.json process.capabilities.ambient", c.ambient())?,
         ]),
         None => None,
     };
     if let Some([bounding, ..]) = &sets {
-        let host = caps::read(None, CapSet::Bounding).map_err(|e| err!("read the bounding set: {e}"))?;
-        let names = ["bounding", "effective", "inheritable", "permitted", "ambient"];
+        let host =
+            caps::read(None, CapSet::Bounding).map_err(|e| err!("read the bounding set: {e}"))?;
+        let names = [
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ];
         for (set, name) in sets.iter().flatten().zip(names) {
             let mut missing: Vec<String> = set.difference(&host).map(|c| c.to_string()).collect();
             if !missing.is_empty() {
@@ -114,8 +138,10 @@ pub fn become_user(p: &Process) -> Result<()> {
         .collect();
     setgroups(&groups).ctx("config.json process.user.additionalGids: setgroups")?;
     keep_caps(true)?;
-    setresgid(gid, gid, gid).with_ctx(|| format!("config.json process.user.gid: setresgid {gid}"))?;
-    setresuid(uid, uid, uid).with_ctx(|| format!("config.json process.user.uid: setresuid {uid}"))?;
+    setresgid(gid, gid, gid)
+        .with_ctx(|| format!("config.json process.user.gid: setresgid {gid}"))?;
+    setresuid(uid, uid, uid)
+        .with_ctx(|| format!("config.json process.user.uid: setresuid {uid}"))?;
     keep_caps(false)?;
 
     if let Some([_, effective, inheritable, permitted, ambient]) = &sets {
@@ -160,10 +186,22 @@ mod tests {
     fn every_rlimit_type_has_a_number() {
         // Every variant the spec crate knows must be in the table.
         let json = serde_json::json!([
-            "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE",
-            "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS",
-            "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
-            "RLIMIT_RTPRIO", "RLIMIT_RTTIME"
+            "RLIMIT_CPU",
+            "RLIMIT_FSIZE",
+            "RLIMIT_DATA",
+            "RLIMIT_STACK",
+            "RLIMIT_CORE",
+            "RLIMIT_RSS",
+            "RLIMIT_NPROC",
+            "RLIMIT_NOFILE",
+            "RLIMIT_MEMLOCK",
+            "RLIMIT_AS",
+            "RLIMIT_LOCKS",
+            "RLIMIT_SIGPENDING",
+            "RLIMIT_MSGQUEUE",
+            "RLIMIT_NICE",
+            "RLIMIT_RTPRIO",
+            "RLIMIT_RTTIME"
         ]);
         let types: Vec<PosixRlimitType> = serde_json::from_value(json).unwrap();
         for t in types {
@@ -173,7 +211,8 @@ mod tests {
 
     #[test]
     fn capability_names_map_to_kernel_caps() {
-        let c: Capabilities = serde_json::from_value(serde_json::json!(["CAP_KILL", "CAP_SYS_ADMIN"])).unwrap();
+        let c: Capabilities =
+            serde_json::from_value(serde_json::json!(["CAP_KILL", "CAP_SYS_ADMIN"])).unwrap();
         let s = to_caps("f", &Some(c)).unwrap();
         assert!(s.contains(&Capability::CAP_KILL) && s.contains(&Capability::CAP_SYS_ADMIN));
     }

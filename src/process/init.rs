@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use nix::unistd::{chdir, setresgid, setresuid, Gid, Uid};
+use nix::unistd::{Gid, Uid, chdir, setresgid, setresuid};
 
 use super::identity;
 use super::namespaces::{self, Plan};
@@ -67,25 +67,35 @@ struct Program {
 
 fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
     let spec = a.spec;
-    let process = spec.process().as_ref().ok_or_else(|| err!("config.json process: missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| err!("config.json process: missing"))?;
     if a.plan.new.contains(CloneFlags::CLONE_NEWUSER) {
         ch.expect(Msg::Mapped)?;
-        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-            .ctx("become gid 0 in the new user namespace (is gid 0 mapped in linux.gidMappings?)")?;
-        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-            .ctx("become uid 0 in the new user namespace (is uid 0 mapped in linux.uidMappings?)")?;
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx(
+            "become gid 0 in the new user namespace (is gid 0 mapped in linux.gidMappings?)",
+        )?;
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx(
+            "become uid 0 in the new user namespace (is uid 0 mapped in linux.uidMappings?)",
+        )?;
     }
     namespaces::join_all(&a.plan.init_joins)?;
 
     if let Some(h) = spec.hostname() {
         if !a.plan.has(CloneFlags::CLONE_NEWUTS) {
-            return Err(err!("config.json hostname: set without a uts namespace in linux.namespaces"));
+            return Err(err!(
+                "config.json hostname: set without a uts namespace in linux.namespaces"
+            ));
         }
-        nix::unistd::sethostname(h).with_ctx(|| format!("config.json hostname: sethostname {h:?}"))?;
+        nix::unistd::sethostname(h)
+            .with_ctx(|| format!("config.json hostname: sethostname {h:?}"))?;
     }
     if let Some(d) = spec.domainname() {
         if !a.plan.has(CloneFlags::CLONE_NEWUTS) {
-            return Err(err!("config.json domainname: set without a uts namespace in linux.namespaces"));
+            return Err(err!(
+                "config.json domainname: set without a uts namespace in linux.namespaces"
+            ));
         }
         // SAFETY: the pointer and length describe `d`'s bytes for the duration of the call.
         let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
@@ -95,7 +105,9 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
     }
 
     if !a.plan.has(CloneFlags::CLONE_NEWNS) {
-        return Err(err!("config.json linux.namespaces: a mount namespace is required"));
+        return Err(err!(
+            "config.json linux.namespaces: a mount namespace is required"
+        ));
     }
     rootfs::prepare(&rootfs::Setup {
         spec,
@@ -107,7 +119,10 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
 
     let cwd = process.cwd();
     if !cwd.is_absolute() {
-        return Err(err!("config.json process.cwd: {} is not absolute", cwd.display()));
+        return Err(err!(
+            "config.json process.cwd: {} is not absolute",
+            cwd.display()
+        ));
     }
     chdir(cwd).with_ctx(|| format!("config.json process.cwd: chdir {}", cwd.display()))?;
 
@@ -133,7 +148,9 @@ fn cstr(field: &str, s: &[u8]) -> Result<CString> {
 /// the container's. Errors are worded as runc's: engines map "executable file not found"
 /// and "no such file or directory" to exit code 127, "permission denied" to 126.
 fn program(args: &[String], env: &[String]) -> Result<Program> {
-    let first = args.first().ok_or_else(|| err!("config.json process.args: empty, nothing to run"))?;
+    let first = args
+        .first()
+        .ok_or_else(|| err!("config.json process.args: empty, nothing to run"))?;
     let path = if first.contains('/') {
         PathBuf::from(first)
     } else {
@@ -153,10 +170,16 @@ fn program(args: &[String], env: &[String]) -> Result<Program> {
     match std::fs::metadata(&path) {
         Err(e) => {
             let reason = Error::from(e).to_string().to_lowercase();
-            return Err(err!("config.json process.args[0]: exec: {}: {reason}", path.display()));
+            return Err(err!(
+                "config.json process.args[0]: exec: {}: {reason}",
+                path.display()
+            ));
         }
         Ok(m) if m.is_dir() => {
-            return Err(err!("config.json process.args[0]: exec: {}: is a directory", path.display()));
+            return Err(err!(
+                "config.json process.args[0]: exec: {}: is a directory",
+                path.display()
+            ));
         }
         Ok(_) => {}
     }
@@ -177,7 +200,9 @@ fn program(args: &[String], env: &[String]) -> Result<Program> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 extern "C" fn die_on_signal(sig: libc::c_int) {
@@ -200,7 +225,11 @@ const TERMINATING: &[Signal] = &[
 ];
 
 fn wait_and_exec(a: &InitArgs, prog: Program) -> ! {
-    let act = SigAction::new(SigHandler::Handler(die_on_signal), SaFlags::empty(), SigSet::empty());
+    let act = SigAction::new(
+        SigHandler::Handler(die_on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for s in TERMINATING {
         // SAFETY: the handler only calls _exit.
         let _ = unsafe { sigaction(*s, &act) };
@@ -226,7 +255,14 @@ fn exec(a: &InitArgs, prog: &Program, conn: RawFd) -> Error {
     // to `start` is among them, which tells `start` the exec happened.
     let first = 3 + a.preserve_fds;
     // SAFETY: close_range only changes fd flags.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r != 0 {
         return Error::from(nix::errno::Errno::last()).context("close_range");
     }
@@ -238,7 +274,11 @@ fn exec(a: &InitArgs, prog: &Program, conn: RawFd) -> Error {
             let _ = unsafe { sigaction(s, &dfl) };
         }
     }
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::empty()),
+        None,
+    );
     let e = match nix::unistd::execve(&prog.path, &prog.argv, &prog.envp) {
         Err(e) => e,
         Ok(never) => match never {},

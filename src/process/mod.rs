@@ -78,7 +78,11 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
         Ok(proc_stat(pid.as_raw())?.start_time)
     };
     match handshake() {
-        Ok(start_time) => Ok(Spawned { pid, pidfd, start_time }),
+        Ok(start_time) => Ok(Spawned {
+            pid,
+            pidfd,
+            start_time,
+        }),
         Err(e) => {
             kill_and_reap(pid, &pidfd);
             Err(e)
@@ -95,7 +99,13 @@ pub fn kill_and_reap(pid: Pid, pidfd: &OwnedFd) {
 pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> nix::Result<()> {
     // SAFETY: a signal number and a null siginfo, on a pidfd we own.
     let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
     };
     nix::errno::Errno::result(r).map(drop)
 }
@@ -138,7 +148,13 @@ fn clone3(flags: CloneFlags) -> Result<Option<(Pid, OwnedFd)>> {
     };
     // SAFETY: with no stack given, clone3 behaves as fork: the child continues on a copy of
     // this stack. berth is single-threaded here, so no lock is held by another thread.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match r {
         -1 => {
             let e = nix::errno::Errno::last();
@@ -159,26 +175,36 @@ fn describe(flags: CloneFlags) -> String {
         .filter(|(_, f)| flags.contains(*f))
         .map(|(n, _)| *n)
         .collect();
-    if names.is_empty() { "(none)".into() } else { names.join(",") }
+    if names.is_empty() {
+        "(none)".into()
+    } else {
+        names.join(",")
+    }
 }
 
 fn mappings(spec: &Spec) -> (&[LinuxIdMapping], &[LinuxIdMapping]) {
     let l = spec.linux().as_ref();
     (
-        l.and_then(|l| l.uid_mappings().as_deref()).unwrap_or_default(),
-        l.and_then(|l| l.gid_mappings().as_deref()).unwrap_or_default(),
+        l.and_then(|l| l.uid_mappings().as_deref())
+            .unwrap_or_default(),
+        l.and_then(|l| l.gid_mappings().as_deref())
+            .unwrap_or_default(),
     )
 }
 
 fn write_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     let (uids, gids) = mappings(spec);
-    for (field, file, list) in [("uidMappings", "uid_map", uids), ("gidMappings", "gid_map", gids)] {
+    for (field, file, list) in [
+        ("uidMappings", "uid_map", uids),
+        ("gidMappings", "gid_map", gids),
+    ] {
         let text: String = list
             .iter()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect();
         let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, text).with_ctx(|| format!("config.json linux.{field}: write {path}"))?;
+        std::fs::write(&path, text)
+            .with_ctx(|| format!("config.json linux.{field}: write {path}"))?;
     }
     Ok(())
 }

@@ -42,7 +42,10 @@ fn kind_of(t: LinuxNamespaceType) -> (&'static str, CloneFlags) {
         LinuxNamespaceType::Cgroup => "cgroup",
         LinuxNamespaceType::Mount => "mount",
     };
-    *KINDS.iter().find(|(n, _)| *n == name).expect("every type is in KINDS")
+    *KINDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("every type is in KINDS")
 }
 
 pub struct Join {
@@ -63,7 +66,12 @@ pub struct Plan {
 
 impl Plan {
     pub fn has(&self, f: CloneFlags) -> bool {
-        self.new.contains(f) || self.init_joins.iter().chain(&self.parent_joins).any(|j| j.flag == f)
+        self.new.contains(f)
+            || self
+                .init_joins
+                .iter()
+                .chain(&self.parent_joins)
+                .any(|j| j.flag == f)
     }
 }
 
@@ -73,7 +81,11 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         parent_joins: Vec::new(),
         init_joins: Vec::new(),
     };
-    let list = spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default();
     let mut seen = CloneFlags::empty();
     let mut joins = Vec::new();
     for (i, ns) in list.iter().enumerate() {
@@ -90,9 +102,16 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
                     .with_ctx(|| format!("{field}: open {}", path.display()))?;
                 check_type(&fd, flag).with_ctx(|| format!("{field}: {}", path.display()))?;
                 if flag == CloneFlags::CLONE_NEWUSER {
-                    return Err(err!("{field}: joining a user namespace by path is not supported yet"));
+                    return Err(err!(
+                        "{field}: joining a user namespace by path is not supported yet"
+                    ));
                 }
-                joins.push(Join { name, flag, path: path.clone(), fd });
+                joins.push(Join {
+                    name,
+                    flag,
+                    path: path.clone(),
+                    fd,
+                });
             }
         }
     }
@@ -117,7 +136,11 @@ fn check_type(fd: &OwnedFd, want: CloneFlags) -> Result<()> {
         return Err(nix::errno::Errno::last()).ctx("not a namespace file (NS_GET_NSTYPE)");
     }
     if got != want.bits() {
-        let name = KINDS.iter().find(|(_, f)| f.bits() == got).map(|(n, _)| *n).unwrap_or("unknown");
+        let name = KINDS
+            .iter()
+            .find(|(_, f)| f.bits() == got)
+            .map(|(n, _)| *n)
+            .unwrap_or("unknown");
         return Err(err!("is a {name} namespace, not the type of this entry"));
     }
     Ok(())
@@ -126,8 +149,13 @@ fn check_type(fd: &OwnedFd, want: CloneFlags) -> Result<()> {
 /// Join each namespace in `joins` (setns).
 pub fn join_all(joins: &[Join]) -> Result<()> {
     for j in joins {
-        nix::sched::setns(&j.fd, j.flag)
-            .with_ctx(|| format!("config.json linux.namespaces ({}): join {}", j.name, j.path.display()))?;
+        nix::sched::setns(&j.fd, j.flag).with_ctx(|| {
+            format!(
+                "config.json linux.namespaces ({}): join {}",
+                j.name,
+                j.path.display()
+            )
+        })?;
     }
     Ok(())
 }

@@ -22,9 +22,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair,
-};
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
 
 use crate::err;
 use crate::error::{Context, Result};
@@ -131,7 +129,8 @@ mod tests {
     fn messages_round_trip_with_boundaries() {
         let (a, b) = pair().unwrap();
         a.send(&Msg::Mapped).unwrap();
-        a.send(&Msg::Error("mount: Permission denied".into())).unwrap();
+        a.send(&Msg::Error("mount: Permission denied".into()))
+            .unwrap();
         a.send(&Msg::Ready).unwrap();
         assert_eq!(b.recv().unwrap(), Some(Msg::Mapped));
         assert_eq!(
@@ -146,10 +145,19 @@ mod tests {
     #[test]
     fn init_error_becomes_the_error() {
         let (a, b) = pair().unwrap();
-        a.send(&Msg::Error("config.json process.cwd: bad".into())).unwrap();
-        assert_eq!(b.expect(Msg::Ready).unwrap_err().to_string(), "config.json process.cwd: bad");
+        a.send(&Msg::Error("config.json process.cwd: bad".into()))
+            .unwrap();
+        assert_eq!(
+            b.expect(Msg::Ready).unwrap_err().to_string(),
+            "config.json process.cwd: bad"
+        );
         drop(a);
-        assert!(b.expect(Msg::Ready).unwrap_err().to_string().contains("closed"));
+        assert!(
+            b.expect(Msg::Ready)
+                .unwrap_err()
+                .to_string()
+                .contains("closed")
+        );
     }
 
     #[test]

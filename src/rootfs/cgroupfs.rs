@@ -14,30 +14,58 @@ use crate::error::{Context, Result};
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Super options of a v1 cgroup mount that are not controllers.
-const NOT_CONTROLLERS: &[&str] = &["rw", "ro", "xattr", "noprefix", "clone_children", "cpuset_v2_mode", "none"];
+const NOT_CONTROLLERS: &[&str] = &[
+    "rw",
+    "ro",
+    "xattr",
+    "noprefix",
+    "clone_children",
+    "cpuset_v2_mode",
+    "none",
+];
 
 pub fn mount(root: &Root, dest: &Path, flags: MsFlags) -> Result<()> {
     let target = root.create(dest, Kind::Dir, 0o755)?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ctx("read /proc/self/mountinfo")?;
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx("read /proc/self/mountinfo")?;
     let hierarchies = host_hierarchies(&mountinfo);
     if hierarchies.is_empty() {
         return mount_cgroup2(&target, flags);
     }
     let data = "mode=755";
     let base = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
-    nix::mount::mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), base, Some(data))
-        .ctx("mount a tmpfs for the cgroup hierarchies")?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        base,
+        Some(data),
+    )
+    .ctx("mount a tmpfs for the cgroup hierarchies")?;
     let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read /proc/self/cgroup")?;
     for h in &hierarchies {
-        let Some(rel) = own_path(&own, h) else { continue };
-        let src = Path::new(HOST_CGROUP_ROOT).join(&h.dir).join(rel.strip_prefix("/").unwrap_or(&rel));
+        let Some(rel) = own_path(&own, h) else {
+            continue;
+        };
+        let src = Path::new(HOST_CGROUP_ROOT)
+            .join(&h.dir)
+            .join(rel.strip_prefix("/").unwrap_or(&rel));
         let sub = dest.join(&h.dir);
         let t = root.create(&sub, Kind::Dir, 0o755)?;
-        nix::mount::mount(Some(&src), &fd_path(&t), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .with_ctx(|| format!("bind {}", src.display()))?;
+        nix::mount::mount(
+            Some(&src),
+            &fd_path(&t),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .with_ctx(|| format!("bind {}", src.display()))?;
         let top = root.resolve(&sub)?;
-        super::remount(&top, flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
-            .with_ctx(|| format!("remount {}", sub.display()))?;
+        super::remount(
+            &top,
+            flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )
+        .with_ctx(|| format!("remount {}", sub.display()))?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         let top = root.resolve(dest)?;
@@ -47,7 +75,14 @@ pub fn mount(root: &Root, dest: &Path, flags: MsFlags) -> Result<()> {
 }
 
 fn mount_cgroup2(target: &std::os::fd::OwnedFd, flags: MsFlags) -> Result<()> {
-    nix::mount::mount(Some("cgroup2"), &fd_path(target), Some("cgroup2"), flags, None::<&str>).ctx("mount cgroup2")
+    nix::mount::mount(
+        Some("cgroup2"),
+        &fd_path(target),
+        Some("cgroup2"),
+        flags,
+        None::<&str>,
+    )
+    .ctx("mount cgroup2")
 }
 
 /// A cgroup hierarchy mounted at `/sys/fs/cgroup/<dir>`.
@@ -63,9 +98,13 @@ struct Hierarchy {
 fn host_hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
     let mut out = Vec::new();
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mp = pre.split(' ').nth(4).unwrap_or("");
-        let Some(dir) = mp.strip_prefix("/sys/fs/cgroup/") else { continue };
+        let Some(dir) = mp.strip_prefix("/sys/fs/cgroup/") else {
+            continue;
+        };
         if dir.contains('/') {
             continue;
         }
@@ -88,7 +127,11 @@ fn host_hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
                 .map(str::to_string)
                 .collect()
         };
-        out.push(Hierarchy { dir: dir.to_string(), controllers, v2 });
+        out.push(Hierarchy {
+            dir: dir.to_string(),
+            controllers,
+            v2,
+        });
     }
     out
 }

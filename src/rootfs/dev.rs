@@ -7,7 +7,7 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
-use nix::unistd::{Gid, Uid, fchownat, symlinkat, unlinkat, UnlinkatFlags};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use super::path::{Kind, Root, fd_path};
@@ -52,7 +52,15 @@ fn populate_inner(root: &Root, spec: &Spec, userns: bool) -> Result<()> {
         if listed.iter().any(|d| d.path() == Path::new(p)) {
             continue;
         }
-        let n = Node { path: Path::new(p), kind: SFlag::S_IFCHR, major, minor, mode: 0o666, uid: 0, gid: 0 };
+        let n = Node {
+            path: Path::new(p),
+            kind: SFlag::S_IFCHR,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        };
         make(root, &n, userns).with_ctx(|| format!("create default device {p}"))?;
     }
     for (i, d) in listed.iter().enumerate() {
@@ -61,7 +69,9 @@ fn populate_inner(root: &Root, spec: &Spec, userns: bool) -> Result<()> {
             LinuxDeviceType::B => SFlag::S_IFBLK,
             LinuxDeviceType::P => SFlag::S_IFIFO,
             LinuxDeviceType::A => {
-                return Err(err!("config.json linux.devices[{i}]: type \"a\" is not a device node"));
+                return Err(err!(
+                    "config.json linux.devices[{i}]: type \"a\" is not a device node"
+                ));
             }
         };
         let n = Node {
@@ -86,15 +96,35 @@ fn make(root: &Root, n: &Node, userns: bool) -> Result<()> {
     if userns {
         // mknod is not allowed in a user namespace: bind the host's node instead.
         let target = root.create(n.path, Kind::File, 0o644)?;
-        return mount(Some(n.path), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .with_ctx(|| format!("bind host {}", n.path.display()));
+        return mount(
+            Some(n.path),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_ctx(|| format!("bind host {}", n.path.display()));
     }
     let dev = makedev(n.major, n.minor);
-    match mknodat(parent.as_fd(), name, n.kind, Mode::from_bits_truncate(n.mode), dev) {
+    match mknodat(
+        parent.as_fd(),
+        name,
+        n.kind,
+        Mode::from_bits_truncate(n.mode),
+        dev,
+    ) {
         Ok(()) => {}
         Err(Errno::EEXIST) => {
-            unlinkat(parent.as_fd(), name, UnlinkatFlags::NoRemoveDir).ctx("replace existing file")?;
-            mknodat(parent.as_fd(), name, n.kind, Mode::from_bits_truncate(n.mode), dev).ctx("mknod")?;
+            unlinkat(parent.as_fd(), name, UnlinkatFlags::NoRemoveDir)
+                .ctx("replace existing file")?;
+            mknodat(
+                parent.as_fd(),
+                name,
+                n.kind,
+                Mode::from_bits_truncate(n.mode),
+                dev,
+            )
+            .ctx("mknod")?;
         }
         Err(e) => return Err(e).ctx("mknod"),
     }
@@ -126,7 +156,8 @@ pub fn symlinks(root: &Root, mounts: &[Mount]) -> Result<()> {
         links.push(("core", "/proc/kcore"));
     }
     let has_pts = mounts.iter().any(|m| {
-        m.typ().as_deref() == Some("devpts") && super::path::relative(m.destination()) == Path::new("dev/pts")
+        m.typ().as_deref() == Some("devpts")
+            && super::path::relative(m.destination()) == Path::new("dev/pts")
     });
     if has_pts {
         match unlinkat(dev.as_fd(), "ptmx", UnlinkatFlags::NoRemoveDir) {

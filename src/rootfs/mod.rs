@@ -40,8 +40,14 @@ pub struct Setup<'a> {
 }
 
 pub fn prepare(s: &Setup) -> Result<()> {
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .ctx("make / a recursive slave in the container's mount namespace")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx("make / a recursive slave in the container's mount namespace")?;
     mount(
         Some(s.rootfs),
         s.rootfs,
@@ -49,7 +55,12 @@ pub fn prepare(s: &Setup) -> Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .with_ctx(|| format!("config.json root.path: bind {} on itself", s.rootfs.display()))?;
+    .with_ctx(|| {
+        format!(
+            "config.json root.path: bind {} on itself",
+            s.rootfs.display()
+        )
+    })?;
     let root = Root::open(s.rootfs)?;
 
     let mounts = s.spec.mounts().as_deref().unwrap_or_default();
@@ -58,24 +69,42 @@ pub fn prepare(s: &Setup) -> Result<()> {
             .with_ctx(|| format!("config.json mounts[{i}] ({})", m.destination().display()))?;
     }
 
-    let dev_bound = mounts
-        .iter()
-        .any(|m| path::relative(m.destination()) == Path::new("dev") && options::parse(opts(m)).is_bind());
+    let dev_bound = mounts.iter().any(|m| {
+        path::relative(m.destination()) == Path::new("dev") && options::parse(opts(m)).is_bind()
+    });
     if !dev_bound {
         dev::populate(&root, s.spec, s.userns)?;
     }
     dev::symlinks(&root, mounts)?;
 
     if let Some(linux) = s.spec.linux() {
-        for (i, p) in linux.masked_paths().as_deref().unwrap_or_default().iter().enumerate() {
-            mask(&root, Path::new(p)).with_ctx(|| format!("config.json linux.maskedPaths[{i}] ({p})"))?;
+        for (i, p) in linux
+            .masked_paths()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            mask(&root, Path::new(p))
+                .with_ctx(|| format!("config.json linux.maskedPaths[{i}] ({p})"))?;
         }
-        for (i, p) in linux.readonly_paths().as_deref().unwrap_or_default().iter().enumerate() {
+        for (i, p) in linux
+            .readonly_paths()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             readonly(&root, Path::new(p))
                 .with_ctx(|| format!("config.json linux.readonlyPaths[{i}] ({p})"))?;
         }
     }
-    let ro_root = s.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
+    let ro_root = s
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
     if ro_root {
         let top = root.resolve(Path::new("/"))?;
         remount(&top, MsFlags::MS_RDONLY).ctx("config.json root.readonly: remount read-only")?;
@@ -88,7 +117,12 @@ pub fn prepare(s: &Setup) -> Result<()> {
         pivot(s.rootfs)?;
     }
 
-    if let Some(p) = s.spec.linux().as_ref().and_then(|l| l.rootfs_propagation().clone()) {
+    if let Some(p) = s
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone())
+    {
         let flag = options::PROPAGATION
             .iter()
             .find(|(n, _)| *n == p)
@@ -116,13 +150,23 @@ fn mount_entry(root: &Root, s: &Setup, m: &Mount) -> Result<()> {
             .source()
             .as_deref()
             .ok_or_else(|| err!("a bind mount needs a source"))?;
-        let src = if src.is_absolute() { src.to_path_buf() } else { s.bundle.join(src) };
+        let src = if src.is_absolute() {
+            src.to_path_buf()
+        } else {
+            s.bundle.join(src)
+        };
         let meta = std::fs::metadata(&src).with_ctx(|| format!("source {}", src.display()))?;
         let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
         let target = root.create(dest, kind, 0o755)?;
         let bind = MsFlags::MS_BIND | (o.flags & MsFlags::MS_REC);
-        mount(Some(&src), &fd_path(&target), None::<&str>, bind, None::<&str>)
-            .with_ctx(|| format!("bind {}", src.display()))?;
+        mount(
+            Some(&src),
+            &fd_path(&target),
+            None::<&str>,
+            bind,
+            None::<&str>,
+        )
+        .with_ctx(|| format!("bind {}", src.display()))?;
         let top = root.resolve(dest)?;
         let extra = o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
@@ -131,15 +175,25 @@ fn mount_entry(root: &Root, s: &Setup, m: &Mount) -> Result<()> {
         top
     } else {
         let target = root.create(dest, Kind::Dir, 0o755)?;
-        let src = m.source().as_deref().map(|p| p.as_os_str()).unwrap_or(typ.as_ref());
+        let src = m
+            .source()
+            .as_deref()
+            .map(|p| p.as_os_str())
+            .unwrap_or(typ.as_ref());
         let data = (!o.data.is_empty()).then_some(o.data.as_str());
         mount(Some(src), &fd_path(&target), Some(typ), o.flags, data)
             .with_ctx(|| format!("mount {typ}"))?;
         root.resolve(dest)?
     };
     for p in &o.propagation {
-        mount(None::<&str>, &fd_path(&target), None::<&str>, *p, None::<&str>)
-            .ctx("set propagation")?;
+        mount(
+            None::<&str>,
+            &fd_path(&target),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .ctx("set propagation")?;
     }
     Ok(())
 }
@@ -187,14 +241,24 @@ fn mask(root: &Root, p: &Path) -> Result<()> {
         .ctx("mount a read-only tmpfs over it")
     } else {
         let null = host_dev_null()?;
-        mount(Some(&fd_path(&null)), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .ctx("bind /dev/null over it")
+        mount(
+            Some(&fd_path(&null)),
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .ctx("bind /dev/null over it")
     }
 }
 
 fn host_dev_null() -> Result<OwnedFd> {
-    let fd = nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW, Mode::empty())
-        .ctx("open host /dev/null")?;
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .ctx("open host /dev/null")?;
     let st = fstat(fd.as_fd()).ctx("stat host /dev/null")?;
     let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
     if !is_chr || nix::sys::stat::major(st.st_rdev) != 1 || nix::sys::stat::minor(st.st_rdev) != 3 {
@@ -219,23 +283,36 @@ fn readonly(root: &Root, p: &Path) -> Result<()> {
     )
     .ctx("bind on itself")?;
     let top = root.resolve(p)?;
-    remount(&top, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
-        .ctx("remount read-only")
+    remount(
+        &top,
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )
+    .ctx("remount read-only")
 }
 
 /// `pivot_root(".", ".")` stacks the old root under the new one; it is then made a slave
 /// (so the detach does not propagate to the host) and detached.
 fn pivot(rootfs: &Path) -> Result<()> {
     let open_dir = |p: &Path| {
-        nix::fcntl::open(p, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        nix::fcntl::open(
+            p,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
     };
     let old = open_dir(Path::new("/")).ctx("pivot_root: open /")?;
     let new = open_dir(rootfs).with_ctx(|| format!("pivot_root: open {}", rootfs.display()))?;
     fchdir(new.as_fd()).ctx("pivot_root: chdir to the rootfs")?;
     pivot_root(".", ".").with_ctx(|| format!("pivot_root to {}", rootfs.display()))?;
     fchdir(old.as_fd()).ctx("pivot_root: chdir to the old root")?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .ctx("pivot_root: make the old root a slave")?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx("pivot_root: make the old root a slave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx("pivot_root: detach the old root")?;
     chdir("/").ctx("pivot_root: chdir /")
 }

@@ -29,7 +29,11 @@ pub const FLAGS: &[(&str, bool, MsFlags)] = &[
     ("norelatime", false, MsFlags::MS_RELATIME),
     ("nostrictatime", false, MsFlags::MS_STRICTATIME),
     ("nosuid", true, MsFlags::MS_NOSUID),
-    ("nosymfollow", true, MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW)),
+    (
+        "nosymfollow",
+        true,
+        MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW),
+    ),
     ("rbind", true, MsFlags::MS_BIND.union(MsFlags::MS_REC)),
     ("relatime", true, MsFlags::MS_RELATIME),
     ("remount", true, MsFlags::MS_REMOUNT),
@@ -112,7 +116,13 @@ mod tests {
 
     #[test]
     fn flags_data_and_propagation_are_split() {
-        let o = parse(&words(&["nosuid", "strictatime", "mode=755", "size=65536k", "rslave"]));
+        let o = parse(&words(&[
+            "nosuid",
+            "strictatime",
+            "mode=755",
+            "size=65536k",
+            "rslave",
+        ]));
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.data, "mode=755,size=65536k");
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);

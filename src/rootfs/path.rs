@@ -11,11 +11,15 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::readlinkat;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{Mode, mkdirat};
 
 use crate::err;
 use crate::error::{Context, Result};
+
+/// Symlinks followed while making directories, as the kernel's own limit (ELOOP).
+const MAX_LINKS: u32 = 40;
 
 /// An open directory that is the root of resolution.
 pub struct Root {
@@ -33,7 +37,11 @@ pub enum Kind {
 
 fn how(flags: OFlag) -> OpenHow {
     // openat2 refuses flags that mean nothing with O_PATH, O_NOCTTY among them.
-    let extra = if flags.contains(OFlag::O_PATH) { OFlag::empty() } else { OFlag::O_NOCTTY };
+    let extra = if flags.contains(OFlag::O_PATH) {
+        OFlag::empty()
+    } else {
+        OFlag::O_NOCTTY
+    };
     OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC | extra)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
@@ -76,26 +84,55 @@ impl Root {
 
     /// Make every missing directory of `path` and return an `O_PATH` fd of the last one.
     pub fn mkdir_all(&self, path: &Path, mode: u32) -> Result<OwnedFd> {
+        self.mkdir_all_depth(path, mode, MAX_LINKS)
+    }
+
+    fn mkdir_all_depth(&self, path: &Path, mode: u32, links_left: u32) -> Result<OwnedFd> {
         let rel = relative(path);
         // Walk from the root: each step resolves the prefix so far inside the root, and
         // a missing component is made relative to its parent's fd.
         let mut cur = self.reopen_root()?;
         let mut prefix = PathBuf::new();
+        let dir = OFlag::O_PATH | OFlag::O_DIRECTORY;
         for comp in rel.components() {
-            let Component::Normal(name) = comp else {
-                continue;
+            let name = match comp {
+                Component::Normal(name) => name,
+                Component::ParentDir => {
+                    prefix.push("..");
+                    cur = self.open_in(&prefix, dir)?;
+                    continue;
+                }
+                _ => continue,
             };
+            let parent = prefix.clone();
             prefix.push(name);
-            match self.open_in(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            match self.open_in(&prefix, dir) {
+                Ok(fd) => {
+                    cur = fd;
+                    continue;
+                }
+                Err(e) if e.errno() == Some(Errno::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            match mkdirat(cur.as_fd(), name, Mode::from_bits_truncate(mode)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e).with_ctx(|| format!("mkdir {}", self.shown(&prefix))),
+            }
+            match self.open_in(&prefix, dir) {
                 Ok(fd) => cur = fd,
-                Err(e) if e.errno() == Some(Errno::ENOENT) => {
-                    match mkdirat(cur.as_fd(), name, Mode::from_bits_truncate(mode)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => {
-                            return Err(e).with_ctx(|| format!("mkdir {}", self.shown(&prefix)));
-                        }
-                    }
-                    cur = self.open_in(&prefix, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+                // The name exists but leads nowhere: a dangling symlink. Make its target,
+                // read as a path inside the root, then go through the link.
+                Err(e) if e.errno() == Some(Errno::ENOENT) && links_left > 0 => {
+                    let target = readlinkat(cur.as_fd(), name)
+                        .with_ctx(|| format!("readlink {}", self.shown(&prefix)))?;
+                    let target = Path::new(&target);
+                    let dest = if target.is_absolute() {
+                        target.to_path_buf()
+                    } else {
+                        parent.join(target)
+                    };
+                    self.mkdir_all_depth(&dest, mode, links_left - 1)?;
+                    cur = self.open_in(&prefix, dir)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -129,8 +166,12 @@ impl Root {
     }
 
     fn reopen_root(&self) -> Result<OwnedFd> {
-        openat2(self.fd.as_fd(), ".", how(OFlag::O_PATH | OFlag::O_DIRECTORY))
-            .with_ctx(|| format!("open root {}", self.host_path.display()))
+        openat2(
+            self.fd.as_fd(),
+            ".",
+            how(OFlag::O_PATH | OFlag::O_DIRECTORY),
+        )
+        .with_ctx(|| format!("open root {}", self.host_path.display()))
     }
 }
 
@@ -183,7 +224,10 @@ mod tests {
         let root = Root::open(&d.join("root")).unwrap();
         let fd = root.mkdir_all(Path::new("/evil/sub"), 0o755).unwrap();
         // The link's target is read as a path inside the root.
-        let want = d.join("root").join(d.join("outside").strip_prefix("/").unwrap()).join("sub");
+        let want = d
+            .join("root")
+            .join(d.join("outside").strip_prefix("/").unwrap())
+            .join("sub");
         assert_eq!(real(&fd), want);
         assert!(fs::read_dir(d.join("outside")).unwrap().next().is_none());
         fs::remove_dir_all(&d).unwrap();
@@ -194,7 +238,9 @@ mod tests {
         let d = tree("dotdot");
         symlink("../../outside", d.join("root/etc/up")).unwrap();
         let root = Root::open(&d.join("root")).unwrap();
-        let fd = root.create(Path::new("/etc/up/file"), Kind::File, 0o644).unwrap();
+        let fd = root
+            .create(Path::new("/etc/up/file"), Kind::File, 0o644)
+            .unwrap();
         assert_eq!(real(&fd), d.join("root/outside/file"));
         let fd = root.mkdir_all(Path::new("/../../x"), 0o755).unwrap();
         assert_eq!(real(&fd), d.join("root/x"));
@@ -209,6 +255,18 @@ mod tests {
         let root = Root::open(&d.join("root")).unwrap();
         // /proc does not exist inside this root, so the link cannot lead to the host's.
         assert!(root.resolve(Path::new("/pr/etc")).is_err());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn symlink_loops_end_in_an_error() {
+        let d = tree("loop");
+        symlink("/a", d.join("root/a")).unwrap();
+        symlink("b", d.join("root/c")).unwrap();
+        symlink("c", d.join("root/b")).unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        assert!(root.mkdir_all(Path::new("/a/x"), 0o755).is_err());
+        assert!(root.mkdir_all(Path::new("/b/x"), 0o755).is_err());
         fs::remove_dir_all(&d).unwrap();
     }
 
