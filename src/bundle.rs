@@ -61,10 +61,10 @@ pub fn parse_config(path: &Path) -> Result<Spec> {
 }
 
 fn check_process(spec: &Spec) -> Result<()> {
-    let p = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| err!("config.json process: missing (create needs a process to run)"))?;
+    // The spec makes `process` optional for create; `start` then fails.
+    let Some(p) = spec.process().as_ref() else {
+        return Ok(());
+    };
     if p.args().as_deref().unwrap_or_default().is_empty() {
         return Err(err!(
             "config.json process.args: missing or empty, nothing to run"

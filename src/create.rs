@@ -69,6 +69,7 @@ fn build(
         rootfs: &b.rootfs,
         bundle: &b.dir,
         no_pivot: a.no_pivot,
+        keyring: (!a.no_new_keyring).then_some(c.id.as_str()),
         preserve_fds: a.preserve_fds,
         listener: &listener,
         parent_only: vec![c.dir_fd()],

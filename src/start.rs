@@ -36,6 +36,6 @@ pub fn release(c: &Container) -> Result<()> {
     if reply.is_empty() {
         Ok(())
     } else {
-        Err(err!("config.json process.args[0]: {reply}"))
+        Err(err!("{reply}"))
     }
 }

@@ -26,6 +26,7 @@ pub struct InitArgs<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub no_pivot: bool,
+    pub keyring: Option<&'a str>,
     pub preserve_fds: u32,
     pub plan: &'a Plan,
     pub listener: &'a UnixListener,
@@ -65,12 +66,10 @@ struct Program {
     envp: Vec<CString>,
 }
 
-fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
+/// Set the container up; the program to exec, or `None` when config.json has no
+/// `process` (the spec allows that for create; start then fails).
+fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
     let spec = a.spec;
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| err!("config.json process: missing"))?;
     if a.plan.new.contains(CloneFlags::CLONE_NEWUSER) {
         ch.expect(Msg::Mapped)?;
         setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx(
@@ -81,6 +80,10 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
         )?;
     }
     namespaces::join_all(&a.plan.init_joins)?;
+
+    if let Some(id) = a.keyring {
+        join_session_keyring(id)?;
+    }
 
     if let Some(h) = spec.hostname() {
         if !a.plan.has(CloneFlags::CLONE_NEWUTS) {
@@ -117,6 +120,9 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
         userns: a.plan.new.contains(CloneFlags::CLONE_NEWUSER),
     })?;
 
+    let Some(process) = spec.process().as_ref() else {
+        return Ok(None);
+    };
     let cwd = process.cwd();
     if !cwd.is_absolute() {
         return Err(err!(
@@ -137,7 +143,20 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Program> {
     if process.no_new_privileges().unwrap_or(false) {
         identity::no_new_privileges()?;
     }
-    Ok(prog)
+    Ok(Some(prog))
+}
+
+/// A session keyring of the container's own, so it does not share the caller's keys.
+fn join_session_keyring(id: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = cstr("keyring name", format!("_ses.{id}").as_bytes())?;
+    // SAFETY: keyctl reads one NUL-terminated string that outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    match nix::errno::Errno::result(r) {
+        // Kernels without keyrings: nothing to share, nothing to do.
+        Ok(_) | Err(nix::errno::Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(e).ctx("join a new session keyring (--no-new-keyring skips this)"),
+    }
 }
 
 fn cstr(field: &str, s: &[u8]) -> Result<CString> {
@@ -224,7 +243,7 @@ const TERMINATING: &[Signal] = &[
     Signal::SIGPIPE,
 ];
 
-fn wait_and_exec(a: &InitArgs, prog: Program) -> ! {
+fn wait_and_exec(a: &InitArgs, prog: Option<Program>) -> ! {
     let act = SigAction::new(
         SigHandler::Handler(die_on_signal),
         SaFlags::empty(),
@@ -243,7 +262,10 @@ fn wait_and_exec(a: &InitArgs, prog: Program) -> ! {
         if !matches!(conn.read(&mut go), Ok(1)) || go[0] != b'g' {
             continue;
         }
-        let e = exec(a, &prog, conn.as_raw_fd());
+        let e = match &prog {
+            Some(prog) => exec(a, prog, conn.as_raw_fd()),
+            None => err!("config.json process: not set, so there is nothing to start"),
+        };
         let _ = conn.write_all(e.to_string().as_bytes());
         exit(127);
     }
@@ -285,7 +307,7 @@ fn exec(a: &InitArgs, prog: &Program, conn: RawFd) -> Error {
     };
     // Lower case, as runc words it: engines match on "permission denied".
     err!(
-        "exec {}: {}",
+        "config.json process.args[0]: exec {}: {}",
         String::from_utf8_lossy(prog.path.as_bytes()),
         e.desc().to_lowercase()
     )

@@ -24,6 +24,8 @@ pub struct SpawnArgs<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub no_pivot: bool,
+    /// Join a new session keyring of this name (`None` with --no-new-keyring).
+    pub keyring: Option<&'a str>,
     pub preserve_fds: u32,
     /// Where the init waits for `start`.
     pub listener: &'a UnixListener,
@@ -60,6 +62,7 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
                 rootfs: a.rootfs,
                 bundle: a.bundle,
                 no_pivot: a.no_pivot,
+                keyring: a.keyring,
                 preserve_fds: a.preserve_fds,
                 plan: &plan,
                 listener: a.listener,
