@@ -13,6 +13,7 @@ mod logging;
 mod process;
 mod rootfs;
 mod run;
+mod seccomp;
 mod signal;
 mod spec;
 mod start;

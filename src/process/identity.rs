@@ -85,47 +85,24 @@ fn to_caps(field: &str, list: &Option<Capabilities>) -> Result<Set> {
     Ok(out)
 }
 
-/// Become the configured user with the configured capabilities.
-pub fn become_user(p: &Process) -> Result<()> {
-    let caps = p.capabilities().as_ref();
-    let sets = match caps {
-        Some(c) => Some([
-            to_caps("config.json process.capabilities.bounding", c.bounding())?,
-            to_caps("config.json process.capabilities.effective", c.effective())?,
-            to_caps(
-                "config.json process.capabilities.inheritable",
-                c.inheritable(),
-            )?,
-            to_caps("config.json process.capabilities.permitted", c.permitted())?,
-            to_caps("config.json process.capabilities.ambient", c.ambient())?,
-        ]),
+/// The five capability sets of config.json, checked.
+pub struct CapSets {
+    effective: Set,
+    inheritable: Set,
+    permitted: Set,
+    ambient: Set,
+}
+
+/// Become the configured user (groups, gid, uid) and reduce the bounding set.
+///
+/// The permitted set is kept whole and made effective again, so the init keeps its
+/// privileges until its last steps; [`apply_caps`] then sets the configured sets. Every
+/// capability value is checked here, so a bad one fails `create`, not `start`.
+pub fn become_user(p: &Process) -> Result<Option<CapSets>> {
+    let sets = match p.capabilities().as_ref() {
+        Some(c) => Some(check_caps(c)?),
         None => None,
     };
-    if let Some([bounding, ..]) = &sets {
-        let host =
-            caps::read(None, CapSet::Bounding).map_err(|e| err!("read the bounding set: {e}"))?;
-        let names = [
-            "bounding",
-            "effective",
-            "inheritable",
-            "permitted",
-            "ambient",
-        ];
-        for (set, name) in sets.iter().flatten().zip(names) {
-            let mut missing: Vec<String> = set.difference(&host).map(|c| c.to_string()).collect();
-            if !missing.is_empty() {
-                missing.sort();
-                return Err(err!(
-                    "config.json process.capabilities.{name}: {} not in this host's bounding set, so no process here can hold it",
-                    missing.join(", ")
-                ));
-            }
-        }
-        for c in host.difference(bounding) {
-            caps::drop(None, CapSet::Bounding, *c)
-                .map_err(|e| err!("config.json process.capabilities.bounding: drop {c}: {e}"))?;
-        }
-    }
 
     let user = p.user();
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
@@ -143,19 +120,81 @@ pub fn become_user(p: &Process) -> Result<()> {
     setresuid(uid, uid, uid)
         .with_ctx(|| format!("config.json process.user.uid: setresuid {uid}"))?;
     keep_caps(false)?;
+    // Leaving uid 0 cleared the effective set: take the permitted set back for now.
+    let permitted =
+        caps::read(None, CapSet::Permitted).map_err(|e| err!("read the permitted set: {e}"))?;
+    caps::set(None, CapSet::Effective, &permitted)
+        .map_err(|e| err!("restore the effective set: {e}"))?;
+    Ok(sets)
+}
 
-    if let Some([_, effective, inheritable, permitted, ambient]) = &sets {
-        let set = |s: CapSet, v: &Set, name: &str| {
-            caps::set(None, s, v).map_err(|e| err!("config.json process.capabilities.{name}: {e}"))
-        };
-        set(CapSet::Inheritable, inheritable, "inheritable")?;
-        set(CapSet::Effective, effective, "effective")?;
-        set(CapSet::Permitted, permitted, "permitted")?;
-        caps::clear(None, CapSet::Ambient).map_err(|e| err!("clear the ambient set: {e}"))?;
-        for c in ambient {
-            caps::raise(None, CapSet::Ambient, *c)
-                .map_err(|e| err!("config.json process.capabilities.ambient: raise {c}: {e} (an ambient capability must also be permitted and inheritable)"))?;
+fn check_caps(c: &oci_spec::runtime::LinuxCapabilities) -> Result<CapSets> {
+    let f = "config.json process.capabilities";
+    let bounding = to_caps(&format!("{f}.bounding"), c.bounding())?;
+    let sets = CapSets {
+        effective: to_caps(&format!("{f}.effective"), c.effective())?,
+        inheritable: to_caps(&format!("{f}.inheritable"), c.inheritable())?,
+        permitted: to_caps(&format!("{f}.permitted"), c.permitted())?,
+        ambient: to_caps(&format!("{f}.ambient"), c.ambient())?,
+    };
+    let host =
+        caps::read(None, CapSet::Bounding).map_err(|e| err!("read the bounding set: {e}"))?;
+    let all = [
+        ("bounding", &bounding),
+        ("effective", &sets.effective),
+        ("inheritable", &sets.inheritable),
+        ("permitted", &sets.permitted),
+        ("ambient", &sets.ambient),
+    ];
+    for (name, set) in all {
+        let missing = names(set.difference(&host));
+        if !missing.is_empty() {
+            return Err(err!(
+                "{f}.{name}: {missing} not in this host's bounding set, so no process here can hold it"
+            ));
         }
+    }
+    let not_permitted = names(sets.effective.difference(&sets.permitted));
+    if !not_permitted.is_empty() {
+        return Err(err!(
+            "{f}.effective: {not_permitted} not in permitted; an effective capability must be permitted"
+        ));
+    }
+    let both: Set = sets
+        .permitted
+        .intersection(&sets.inheritable)
+        .copied()
+        .collect();
+    let bad_ambient = names(sets.ambient.difference(&both));
+    if !bad_ambient.is_empty() {
+        return Err(err!(
+            "{f}.ambient: {bad_ambient} not in both permitted and inheritable, which the kernel requires of an ambient capability"
+        ));
+    }
+    for cap in host.difference(&bounding) {
+        caps::drop(None, CapSet::Bounding, *cap)
+            .map_err(|e| err!("{f}.bounding: drop {cap}: {e}"))?;
+    }
+    Ok(sets)
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a Capability>) -> String {
+    let mut v: Vec<String> = it.map(|c| c.to_string()).collect();
+    v.sort();
+    v.join(", ")
+}
+
+/// Set the configured capability sets: the init's last privileged step before exec.
+pub fn apply_caps(sets: &CapSets) -> Result<()> {
+    let f = "config.json process.capabilities";
+    let set =
+        |s: CapSet, v: &Set, name: &str| caps::set(None, s, v).map_err(|e| err!("{f}.{name}: {e}"));
+    set(CapSet::Inheritable, &sets.inheritable, "inheritable")?;
+    set(CapSet::Effective, &sets.effective, "effective")?;
+    set(CapSet::Permitted, &sets.permitted, "permitted")?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| err!("clear the ambient set: {e}"))?;
+    for c in &sets.ambient {
+        caps::raise(None, CapSet::Ambient, *c).map_err(|e| err!("{f}.ambient: raise {c}: {e}"))?;
     }
     Ok(())
 }

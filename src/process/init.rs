@@ -5,7 +5,7 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use super::sync::{Channel, Msg};
 use crate::err;
 use crate::error::{Context, Error, Result};
 use crate::rootfs;
+use crate::seccomp;
 
 pub struct InitArgs<'a> {
     pub spec: &'a oci_spec::runtime::Spec,
@@ -64,6 +65,10 @@ struct Program {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The capability sets to take last; `None` keeps the init's own.
+    caps: Option<identity::CapSets>,
+    no_new_privileges: bool,
+    seccomp: Option<seccomp::Filter>,
 }
 
 /// Set the container up; the program to exec, or `None` when config.json has no
@@ -137,13 +142,19 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
     let prog = program(args, &env)?;
 
     identity::set_rlimits(process)?;
-    identity::become_user(process)?;
+    let caps = identity::become_user(process)?;
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-    if process.no_new_privileges().unwrap_or(false) {
-        identity::no_new_privileges()?;
-    }
-    Ok(Some(prog))
+    let filter = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(seccomp::compile(profile)?),
+        None => None,
+    };
+    Ok(Some(Program {
+        caps,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        seccomp: filter,
+        ..prog
+    }))
 }
 
 /// A session keyring of the container's own, so it does not share the caller's keys.
@@ -214,6 +225,9 @@ fn program(args: &[String], env: &[String]) -> Result<Program> {
             .enumerate()
             .map(|(i, s)| cstr(&format!("config.json process.env[{i}]"), s.as_bytes()))
             .collect::<Result<_>>()?,
+        caps: None,
+        no_new_privileges: false,
+        seccomp: None,
     })
 }
 
@@ -263,7 +277,7 @@ fn wait_and_exec(a: &InitArgs, prog: Option<Program>) -> ! {
             continue;
         }
         let e = match &prog {
-            Some(prog) => exec(a, prog, conn.as_raw_fd()),
+            Some(prog) => exec(a, prog),
             None => err!("config.json process: not set, so there is nothing to start"),
         };
         let _ = conn.write_all(e.to_string().as_bytes());
@@ -271,8 +285,27 @@ fn wait_and_exec(a: &InitArgs, prog: Option<Program>) -> ! {
     }
 }
 
+/// The last privileged steps; only execve follows. The seccomp filter is loaded while the
+/// init may still load one: before the capability sets are reduced (CAP_SYS_ADMIN held)
+/// without noNewPrivileges, after setting no_new_privs with it. Either way it is loaded
+/// after every system call of berth's own that a profile may block.
+fn last_steps(prog: &Program) -> Result<()> {
+    let load = || prog.seccomp.as_ref().map_or(Ok(()), seccomp::load);
+    if !prog.no_new_privileges {
+        load()?;
+    }
+    if let Some(caps) = &prog.caps {
+        identity::apply_caps(caps)?;
+    }
+    if prog.no_new_privileges {
+        identity::no_new_privileges()?;
+        load()?;
+    }
+    Ok(())
+}
+
 /// The last steps, then execve. Returns only on failure.
-fn exec(a: &InitArgs, prog: &Program, conn: RawFd) -> Error {
+fn exec(a: &InitArgs, prog: &Program) -> Error {
     // Every fd but stdio and the --preserve-fds range is closed at exec; the connection
     // to `start` is among them, which tells `start` the exec happened.
     let first = 3 + a.preserve_fds;
@@ -288,7 +321,6 @@ fn exec(a: &InitArgs, prog: &Program, conn: RawFd) -> Error {
     if r != 0 {
         return Error::from(nix::errno::Errno::last()).context("close_range");
     }
-    let _ = conn;
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for s in Signal::iterator() {
         if s != Signal::SIGKILL && s != Signal::SIGSTOP {
@@ -301,6 +333,9 @@ fn exec(a: &InitArgs, prog: &Program, conn: RawFd) -> Error {
         Some(&SigSet::empty()),
         None,
     );
+    if let Err(e) = last_steps(prog) {
+        return e;
+    }
     let e = match nix::unistd::execve(&prog.path, &prog.argv, &prog.envp) {
         Err(e) => e,
         Ok(never) => match never {},
