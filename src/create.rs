@@ -65,6 +65,7 @@ fn build(
     let listener =
         UnixListener::bind(&addr).with_ctx(|| format!("bind {}", c.start_socket().display()))?;
     let sp = process::spawn(&process::SpawnArgs {
+        id: &c.id,
         spec: &b.spec,
         rootfs: &b.rootfs,
         bundle: &b.dir,
@@ -90,6 +91,7 @@ fn build(
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        hooks: b.spec.hooks().clone(),
     };
     let record = || -> Result<()> {
         c.save(&st)?;

@@ -6,9 +6,10 @@ use std::os::fd::AsFd;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::cli::DeleteArgs;
-use crate::container::{Status, Store};
+use crate::container::{State, Status, Store};
 use crate::err;
 use crate::error::{Context, Result};
+use crate::hooks;
 use crate::process::{pidfd_open, pidfd_send_signal};
 
 pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
@@ -19,7 +20,7 @@ pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     let st = c.load()?;
-    match (c.status(st.as_ref()), st) {
+    match (c.status(st.as_ref()), st.as_ref()) {
         // No state.json, and we hold the lock: a create that died half-way.
         (Status::Creating, _) | (Status::Stopped, _) => {}
         (s, Some(st)) => {
@@ -39,7 +40,19 @@ pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
         }
         (_, None) => {}
     }
+    if let Some(st) = &st {
+        poststop(st);
+    }
     c.remove()
+}
+
+/// Run the poststop hooks; their failures are warnings.
+pub fn poststop(st: &State) {
+    hooks::run_warn(
+        st.hooks.as_ref(),
+        hooks::Kind::Poststop,
+        &st.hook_json(Status::Stopped),
+    );
 }
 
 /// A pidfd turns readable when its process exits.

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::hooks;
 use crate::process::namespaces;
 use crate::rootfs::options;
 
@@ -12,7 +13,7 @@ pub fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": oci_spec::runtime::VERSION,
-        "hooks": [],
+        "hooks": hooks::ALL.iter().map(|k| k.name()).collect::<Vec<_>>(),
         "mountOptions": options::known_words(),
         "linux": {
             "namespaces": namespaces::names(),

@@ -7,6 +7,7 @@ mod create;
 mod delete;
 mod error;
 mod features;
+mod hooks;
 mod kill;
 mod list;
 mod logging;

@@ -9,18 +9,20 @@ use nix::unistd::Pid;
 use crate::cli::RunArgs;
 use crate::container::Store;
 use crate::create::create_container;
+use crate::delete::poststop;
 use crate::error::{Context, Result};
 use crate::process::{kill_and_reap, pidfd_send_signal};
-use crate::start::release;
+use crate::start::{poststart, release};
 
 /// Returns the exit code for berth.
 pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     if a.detach {
-        let (c, _, _) = create_container(store, &a.create)?;
+        let (c, st, _) = create_container(store, &a.create)?;
         if let Err(e) = release(&c) {
             let _ = std::fs::remove_dir_all(&c.dir);
             return Err(e);
         }
+        poststart(Some(&st));
         return Ok(0);
     }
 
@@ -33,17 +35,19 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
-    let (c, _, sp) = create_container(store, &a.create)?;
+    let (c, st, sp) = create_container(store, &a.create)?;
     if let Err(e) = release(&c) {
         kill_and_reap(sp.pid, &sp.pidfd);
         let _ = std::fs::remove_dir_all(&c.dir);
         return Err(e);
     }
+    poststart(Some(&st));
     let (dir, id) = (c.dir.clone(), c.id.clone());
     c.unlock();
 
     let code = supervise(sp.pid, &sp.pidfd, &all);
     if !a.keep {
+        poststop(&st);
         match store.open(&id) {
             Ok(c) => c.remove()?,
             Err(_) => {

@@ -6,20 +6,36 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
-use crate::container::{Container, Status, Store};
+use crate::container::{Container, State, Status, Store};
 use crate::err;
 use crate::error::{Context, Result};
+use crate::hooks;
 
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let c = store.open(id)?;
     let st = c.load()?;
     match c.status(st.as_ref()) {
-        Status::Created => release(&c),
+        Status::Created => {
+            release(&c)?;
+            poststart(st.as_ref());
+            Ok(())
+        }
         Status::Stopped => Err(err!("cannot start container {id}: it has stopped")),
         s => Err(err!(
             "cannot start container {id}: it is {}, not created",
             s.as_str()
         )),
+    }
+}
+
+/// Run the poststart hooks; their failures are warnings.
+pub fn poststart(st: Option<&State>) {
+    if let Some(st) = st {
+        hooks::run_warn(
+            st.hooks.as_ref(),
+            hooks::Kind::Poststart,
+            &st.hook_json(Status::Running),
+        );
     }
 }
 

@@ -67,6 +67,23 @@ pub struct State {
     pub owner: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// config.json hooks, for poststart (`start`) and poststop (`delete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+impl State {
+    /// The state JSON given to hooks.
+    pub fn hook_json(&self, status: Status) -> String {
+        crate::hooks::state_json_of(
+            &self.oci_version,
+            &self.id,
+            status.as_str(),
+            self.pid,
+            &self.bundle,
+            &self.annotations,
+        )
+    }
 }
 
 /// The JSON `berth state` prints, field for field as runc's.
@@ -340,6 +357,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             owner: String::new(),
             annotations: BTreeMap::new(),
+            hooks: None,
         }
     }
 

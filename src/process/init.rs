@@ -19,6 +19,7 @@ use super::namespaces::{self, Plan};
 use super::sync::{Channel, Msg};
 use crate::err;
 use crate::error::{Context, Error, Result};
+use crate::hooks;
 use crate::rootfs;
 use crate::seccomp;
 
@@ -69,6 +70,8 @@ struct Program {
     caps: Option<identity::CapSets>,
     no_new_privileges: bool,
     seccomp: Option<seccomp::Filter>,
+    /// The state JSON for startContainer hooks, when there are hooks.
+    hook_state: Option<String>,
 }
 
 /// Set the container up; the program to exec, or `None` when config.json has no
@@ -117,7 +120,24 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
             "config.json linux.namespaces: a mount namespace is required"
         ));
     }
-    rootfs::prepare(&rootfs::Setup {
+    let hook_list = spec.hooks().as_ref();
+    let mut hook_state: Option<String> = None;
+    let mut before_pivot = || -> Result<()> {
+        if !hooks::any_before_start(hook_list) {
+            return Ok(());
+        }
+        ch.send(&Msg::Hooks)?;
+        match ch.recv()? {
+            Some(Msg::HooksDone(state)) => {
+                hooks::run(hook_list, hooks::Kind::CreateContainer, &state)?;
+                hook_state = Some(state);
+                Ok(())
+            }
+            other => Err(err!("sync: expected HooksDone, got {other:?}")),
+        }
+    };
+    rootfs::prepare(&mut rootfs::Setup {
+        before_pivot: &mut before_pivot,
         spec,
         rootfs: a.rootfs,
         bundle: a.bundle,
@@ -150,6 +170,7 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
         None => None,
     };
     Ok(Some(Program {
+        hook_state,
         caps,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         seccomp: filter,
@@ -228,6 +249,7 @@ fn program(args: &[String], env: &[String]) -> Result<Program> {
         caps: None,
         no_new_privileges: false,
         seccomp: None,
+        hook_state: None,
     })
 }
 
@@ -277,11 +299,26 @@ fn wait_and_exec(a: &InitArgs, prog: Option<Program>) -> ! {
             continue;
         }
         let e = match &prog {
-            Some(prog) => exec(a, prog),
+            Some(prog) => match start_hooks(a, prog) {
+                Ok(()) => exec(a, prog),
+                Err(e) => e,
+            },
             None => err!("config.json process: not set, so there is nothing to start"),
         };
         let _ = conn.write_all(e.to_string().as_bytes());
         exit(127);
+    }
+}
+
+/// startContainer hooks: in the container, after `start`, before the user program.
+fn start_hooks(a: &InitArgs, prog: &Program) -> Result<()> {
+    match &prog.hook_state {
+        Some(state) => hooks::run(
+            a.spec.hooks().as_ref(),
+            hooks::Kind::StartContainer,
+            &hooks::with_status(state, "created"),
+        ),
+        None => Ok(()),
     }
 }
 

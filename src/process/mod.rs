@@ -17,9 +17,11 @@ use oci_spec::runtime::{LinuxIdMapping, Spec};
 use crate::container::proc_stat;
 use crate::err;
 use crate::error::{Context, Result};
+use crate::hooks;
 use sync::Msg;
 
 pub struct SpawnArgs<'a> {
+    pub id: &'a str,
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
@@ -77,7 +79,21 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
             write_mappings(pid, a.spec)?;
             parent.send(&Msg::Mapped)?;
         }
-        parent.expect(Msg::Ready)?;
+        loop {
+            match parent.recv()? {
+                Some(Msg::Ready) => break,
+                Some(Msg::Hooks) => {
+                    let state = hooks::state_json(a.spec, a.id, "created", pid.as_raw(), a.bundle);
+                    let list = a.spec.hooks().as_ref();
+                    hooks::run(list, hooks::Kind::Prestart, &state)?;
+                    hooks::run(list, hooks::Kind::CreateRuntime, &state)?;
+                    parent.send(&Msg::HooksDone(state))?;
+                }
+                Some(Msg::Error(t)) => return Err(crate::error::Error::new(t)),
+                Some(m) => return Err(err!("sync: unexpected {m:?} from the init")),
+                None => return Err(err!("sync: the container init exited during set-up")),
+            }
+        }
         Ok(proc_stat(pid.as_raw())?.start_time)
     };
     match handshake() {

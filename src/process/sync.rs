@@ -9,12 +9,17 @@
 //!    write uid_map, gid_map
 //!    ── Mapped ────────────────────────────────▶ waits for this before acting as root
 //!                                                join namespaces by path, hostname,
-//!                                                mounts, /dev, pivot_root, identity,
+//!                                                mounts, /dev
+//!  [only when config.json has hooks before start]
+//!  ◀──────────────────────────────── Hooks ────
+//!  run prestart, createRuntime hooks
+//!    ── HooksDone(state JSON) ─────────────────▶ run createContainer hooks
+//!                                                pivot_root, identity,
 //!                                                resolve process.args[0]
 //!  ◀──────────────────────────────── Ready ──── (or Error(text), then exit 1)
 //!  write state.json and --pid-file, exit 0
 //!                                                accept() on start.sock …
-//!  berth start ── connect, unlink, "go" byte ──▶ execve(process.args)
+//!  berth start ── connect, unlink, "go" byte ──▶ startContainer hooks, execve(process.args)
 //!             ◀── EOF (exec done) or an error text on that connection
 //! ```
 //!
@@ -34,6 +39,10 @@ const MAX_MSG: usize = 64 * 1024;
 pub enum Msg {
     /// Parent → init: the id mappings of the new user namespace are written.
     Mapped,
+    /// Init → parent: mounts done, before pivot_root: run prestart and createRuntime hooks.
+    Hooks,
+    /// Parent → init: those hooks ran; the state JSON for the init's own hooks.
+    HooksDone(String),
     /// Init → parent: set up, waiting for `start`.
     Ready,
     /// Init → parent: set-up failed; the text says where and why.
@@ -45,6 +54,12 @@ impl Msg {
         match self {
             Msg::Mapped => vec![b'M'],
             Msg::Ready => vec![b'R'],
+            Msg::Hooks => vec![b'H'],
+            Msg::HooksDone(t) => {
+                let mut v = vec![b'D'];
+                v.extend_from_slice(t.as_bytes());
+                v
+            }
             Msg::Error(t) => {
                 let mut v = vec![b'E'];
                 let mut end = t.len().min(MAX_MSG - 1);
@@ -61,6 +76,8 @@ impl Msg {
         match b.split_first() {
             Some((b'M', [])) => Ok(Msg::Mapped),
             Some((b'R', [])) => Ok(Msg::Ready),
+            Some((b'H', [])) => Ok(Msg::Hooks),
+            Some((b'D', t)) => Ok(Msg::HooksDone(String::from_utf8_lossy(t).into_owned())),
             Some((b'E', t)) => Ok(Msg::Error(String::from_utf8_lossy(t).into_owned())),
             _ => Err(err!("sync: malformed message {b:?}")),
         }

@@ -31,6 +31,9 @@ use crate::error::{Context, Result};
 use path::{Kind, Root, fd_path};
 
 pub struct Setup<'a> {
+    /// Called after every mount, before pivot_root: the createRuntime/createContainer
+    /// hook point.
+    pub before_pivot: &'a mut dyn FnMut() -> Result<()>,
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
@@ -39,7 +42,7 @@ pub struct Setup<'a> {
     pub userns: bool,
 }
 
-pub fn prepare(s: &Setup) -> Result<()> {
+pub fn prepare(s: &mut Setup) -> Result<()> {
     mount(
         None::<&str>,
         "/",
@@ -110,6 +113,7 @@ pub fn prepare(s: &Setup) -> Result<()> {
         remount(&top, MsFlags::MS_RDONLY).ctx("config.json root.readonly: remount read-only")?;
     }
     drop(root);
+    (s.before_pivot)()?;
 
     if s.no_pivot {
         move_root(s.rootfs)?;
