@@ -32,7 +32,7 @@ pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
                 ));
             }
             let fd = pidfd_open(st.pid).with_ctx(|| format!("pidfd_open {}", st.pid))?;
-            if crate::container::init_alive(&st) {
+            if crate::container::init_alive(st) {
                 pidfd_send_signal(&fd, libc::SIGKILL)
                     .with_ctx(|| format!("kill pid {}", st.pid))?;
                 wait_exit(&fd).with_ctx(|| format!("wait for pid {} to exit", st.pid))?;

@@ -158,10 +158,8 @@ pub fn run_warn(hooks: Option<&Hooks>, kind: Kind, state: &str) {
 }
 
 fn run_one(h: &Hook, state: &str) -> Result<()> {
-    if let Some(t) = h.timeout() {
-        if t <= 0 {
-            return Err(err!("timeout {t}: must be greater than zero"));
-        }
+    if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+        return Err(err!("timeout {t}: must be greater than zero"));
     }
     let out = nix::sys::memfd::memfd_create(c"berth-hook", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
         .ctx("memfd_create for the hook's output")?;
@@ -237,7 +235,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-hook-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out");
-        let script = format!("echo \"$0 $1 $FOO\" > {0}; cat >> {0}", out.display());
+        // First line: argv as the hook sees it (argv[0] included), then $FOO, then stdin.
+        let script = format!(
+            "tr '\\0' ' ' < /proc/$$/cmdline > {0}; echo \"| $FOO\" >> {0}; cat >> {0}",
+            out.display()
+        );
         let s = spec_with(
             "prestart",
             json!([{ "path": "/bin/sh", "args": ["myname", "-c", script, "arg1"], "env": ["FOO=bar"] }]),
@@ -246,7 +248,8 @@ mod tests {
         run(s.hooks().as_ref(), Kind::Prestart, &state).unwrap();
         let got = std::fs::read_to_string(&out).unwrap();
         let (first, rest) = got.split_once('\n').unwrap();
-        assert_eq!(first, "myname arg1 bar");
+        assert!(first.starts_with("myname -c "), "{first}");
+        assert!(first.ends_with(" arg1 | bar"), "{first}");
         let v: serde_json::Value = serde_json::from_str(rest).unwrap();
         assert_eq!(
             (v["id"].as_str(), v["pid"].as_i64()),
