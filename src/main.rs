@@ -12,6 +12,7 @@ mod kill;
 mod list;
 mod logging;
 mod process;
+mod procfs;
 mod rootfs;
 mod run;
 mod seccomp;

@@ -17,9 +17,11 @@ use nix::unistd::{Gid, Uid, chdir, setresgid, setresuid};
 use super::identity;
 use super::namespaces::{self, Plan};
 use super::sync::{Channel, Msg};
+use super::sysctl;
 use crate::err;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
+use crate::procfs::ProcFs;
 use crate::rootfs;
 use crate::seccomp;
 
@@ -89,6 +91,24 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
     }
     namespaces::join_all(&a.plan.init_joins)?;
 
+    if needs_proc(spec) {
+        let proc = ProcFs::host()?;
+        if let Some(s) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+            sysctl::apply(s, &proc)?;
+        }
+        if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            proc.write("self/oom_score_adj", adj.to_string().as_bytes())
+                .map_err(|e| {
+                    let hint = if adj < 0 {
+                        " (lowering it needs CAP_SYS_RESOURCE)"
+                    } else {
+                        ""
+                    };
+                    e.context(format!("config.json process.oomScoreAdj: set {adj}{hint}"))
+                })?;
+        }
+    }
+
     if let Some(id) = a.keyring {
         join_session_keyring(id)?;
     }
@@ -115,11 +135,6 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
         }
     }
 
-    if !a.plan.has(CloneFlags::CLONE_NEWNS) {
-        return Err(err!(
-            "config.json linux.namespaces: a mount namespace is required"
-        ));
-    }
     let hook_list = spec.hooks().as_ref();
     let mut hook_state: Option<String> = None;
     let mut before_pivot = || -> Result<()> {
@@ -143,6 +158,7 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
         bundle: a.bundle,
         no_pivot: a.no_pivot,
         userns: a.plan.new.contains(CloneFlags::CLONE_NEWUSER),
+        mount_ns: a.plan.has(CloneFlags::CLONE_NEWNS),
     })?;
 
     let Some(process) = spec.process().as_ref() else {
@@ -176,6 +192,18 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
         seccomp: filter,
         ..prog
     }))
+}
+
+fn needs_proc(spec: &oci_spec::runtime::Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .is_some_and(|s| !s.is_empty())
+        || spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.oom_score_adj())
+            .is_some()
 }
 
 /// A session keyring of the container's own, so it does not share the caller's keys.

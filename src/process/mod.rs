@@ -5,6 +5,7 @@ pub mod identity;
 pub mod init;
 pub mod namespaces;
 pub mod sync;
+pub mod sysctl;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
@@ -49,6 +50,9 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
         return Err(err!(
             "config.json linux.uidMappings: a new user namespace needs uid and gid mappings"
         ));
+    }
+    if let Some(s) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        sysctl::check(s, &plan)?;
     }
     let (parent, child) = sync::pair()?;
     // pid and time namespaces given by path apply to the children of the caller.
@@ -213,6 +217,7 @@ fn mappings(spec: &Spec) -> (&[LinuxIdMapping], &[LinuxIdMapping]) {
 
 fn write_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     let (uids, gids) = mappings(spec);
+    let proc = crate::procfs::ProcFs::host()?;
     for (field, file, list) in [
         ("uidMappings", "uid_map", uids),
         ("gidMappings", "gid_map", gids),
@@ -221,9 +226,8 @@ fn write_mappings(pid: Pid, spec: &Spec) -> Result<()> {
             .iter()
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect();
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, text)
-            .with_ctx(|| format!("config.json linux.{field}: write {path}"))?;
+        proc.write(&format!("{pid}/{file}"), text.as_bytes())
+            .with_ctx(|| format!("config.json linux.{field}"))?;
     }
     Ok(())
 }

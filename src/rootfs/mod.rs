@@ -40,9 +40,16 @@ pub struct Setup<'a> {
     pub no_pivot: bool,
     /// The init is in a user namespace it created: device nodes are bind-mounted, not made.
     pub userns: bool,
+    /// The container has a mount namespace of its own. Without one it shares the
+    /// runtime's mount table: nothing is mounted (it would land on the host) and the init
+    /// only chroots into the rootfs.
+    pub mount_ns: bool,
 }
 
 pub fn prepare(s: &mut Setup) -> Result<()> {
+    if !s.mount_ns {
+        return chroot_only(s);
+    }
     mount(
         None::<&str>,
         "/",
@@ -319,6 +326,19 @@ fn pivot(rootfs: &Path) -> Result<()> {
     .ctx("pivot_root: make the old root a slave")?;
     umount2(".", MntFlags::MNT_DETACH).ctx("pivot_root: detach the old root")?;
     chdir("/").ctx("pivot_root: chdir /")
+}
+
+fn chroot_only(s: &mut Setup) -> Result<()> {
+    let ignored = s.spec.mounts().as_ref().map_or(0, Vec::len);
+    if ignored > 0 {
+        log::warn!(
+            "config.json mounts: {ignored} entries not mounted: without a mount namespace in linux.namespaces they would be mounted on the host"
+        );
+    }
+    (s.before_pivot)()?;
+    nix::unistd::chroot(s.rootfs)
+        .with_ctx(|| format!("config.json root.path: chroot {}", s.rootfs.display()))?;
+    chdir("/").ctx("chdir / after chroot")
 }
 
 /// `--no-pivot`: move the rootfs mount over `/` and chroot into it.
