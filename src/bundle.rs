@@ -57,7 +57,17 @@ pub fn parse_config(path: &Path) -> Result<Spec> {
         ));
     }
     let reader = std::io::BufReader::new(f);
-    serde_json::from_reader(reader).with_ctx(|| format!("parse {}", path.display()))
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    // The path of the field at fault (`process.capabilities.bounding[3]`) leads the message.
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field == "." || field == "?" {
+            err!("{}: {inner}", path.display())
+        } else {
+            err!("{} {field}: {inner}", path.display())
+        }
+    })
 }
 
 fn check_process(spec: &Spec) -> Result<()> {
