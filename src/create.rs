@@ -8,6 +8,7 @@
 //!
 //! Any failure undoes every step before it.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::time::SystemTime;
 
@@ -32,21 +33,26 @@ pub fn create_container(store: &Store, a: &CreateArgs) -> Result<(Container, Sta
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal {
-        return Err(match &a.console_socket {
-            None => err!(
-                "config.json process.terminal: true, but no --console-socket was given to receive the terminal"
-            ),
-            Some(_) => err!("config.json process.terminal: terminals are not supported yet"),
-        });
+    if terminal && a.console_socket.is_none() {
+        return Err(err!(
+            "config.json process.terminal: true, but no --console-socket was given to receive the terminal"
+        ));
     }
+    // Connected now, while the path is the caller's: the init sends the pty master on it.
+    let console = match (&a.console_socket, terminal) {
+        (Some(p), true) => Some(
+            std::os::unix::net::UnixStream::connect(p)
+                .with_ctx(|| format!("--console-socket {}", p.display()))?,
+        ),
+        _ => None,
+    };
     // Resolve the pid file before anything changes the working directory.
     let pid_file = match &a.pid_file {
         Some(p) if p.is_relative() => Some(std::env::current_dir().ctx("--pid-file")?.join(p)),
         other => other.clone(),
     };
     let c = store.create(&a.id)?;
-    match build(&c, &b, a, pid_file.as_deref()) {
+    match build(&c, &b, a, pid_file.as_deref(), console.as_ref()) {
         Ok((st, sp)) => Ok((c, st, sp)),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&c.dir);
@@ -60,6 +66,7 @@ fn build(
     b: &bundle::Bundle,
     a: &CreateArgs,
     pid_file: Option<&std::path::Path>,
+    console: Option<&std::os::unix::net::UnixStream>,
 ) -> Result<(State, Spawned)> {
     let addr = c.start_socket_addr();
     let listener =
@@ -71,6 +78,7 @@ fn build(
         bundle: &b.dir,
         no_pivot: a.no_pivot,
         keyring: (!a.no_new_keyring).then_some(c.id.as_str()),
+        console_socket: console.map(|s| s.as_raw_fd()),
         preserve_fds: a.preserve_fds,
         listener: &listener,
         parent_only: vec![c.dir_fd()],

@@ -31,6 +31,8 @@ pub struct InitArgs<'a> {
     pub bundle: &'a Path,
     pub no_pivot: bool,
     pub keyring: Option<&'a str>,
+    /// Connected to --console-socket, when process.terminal is set.
+    pub console_socket: Option<RawFd>,
     pub preserve_fds: u32,
     pub plan: &'a Plan,
     pub listener: &'a UnixListener,
@@ -109,6 +111,9 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
         }
     }
 
+    // The init leads a session of its own, so a terminal can become its controlling one.
+    nix::unistd::setsid().ctx("setsid")?;
+
     if let Some(id) = a.keyring {
         join_session_keyring(id)?;
     }
@@ -151,7 +156,17 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
             other => Err(err!("sync: expected HooksDone, got {other:?}")),
         }
     };
-    rootfs::prepare(&mut rootfs::Setup {
+    let terminal = spec
+        .process()
+        .as_ref()
+        .filter(|p| p.terminal() == Some(true))
+        .map(|p| {
+            p.console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16))
+        });
+    let console = rootfs::prepare(&mut rootfs::Setup {
+        terminal,
         before_pivot: &mut before_pivot,
         spec,
         rootfs: a.rootfs,
@@ -160,6 +175,9 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
         userns: a.plan.new.contains(CloneFlags::CLONE_NEWUSER),
         mount_ns: a.plan.has(CloneFlags::CLONE_NEWNS),
     })?;
+    if let Some(c) = console {
+        hand_over_terminal(c, a.console_socket)?;
+    }
 
     let Some(process) = spec.process().as_ref() else {
         return Ok(None);
@@ -192,6 +210,38 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Program>> {
         seccomp: filter,
         ..prog
     }))
+}
+
+/// Send the pty master to --console-socket (SCM_RIGHTS, with the pty's name as the
+/// payload, as runc's recvtty reads it), then make the peer the init's controlling
+/// terminal and its stdio.
+fn hand_over_terminal(c: rootfs::console::Console, socket: Option<RawFd>) -> Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let sock = socket.ok_or_else(|| err!("config.json process.terminal: no --console-socket"))?;
+    let iov = [std::io::IoSlice::new(c.name.as_bytes())];
+    let fds = [c.master.as_raw_fd()];
+    sendmsg::<()>(
+        sock,
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx("--console-socket: send the terminal")?;
+    drop(c.master);
+    // SAFETY: TIOCSCTTY with argument 0 on a pty peer we own.
+    if unsafe { libc::ioctl(c.peer.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+        return Err(nix::errno::Errno::last()).ctx("make the pty the controlling terminal");
+    }
+    for target in 0..=2 {
+        // SAFETY: dup2 onto the standard fds, which the init owns.
+        if unsafe { libc::dup2(c.peer.as_raw_fd(), target) } < 0 {
+            return Err(nix::errno::Errno::last())
+                .with_ctx(|| format!("dup2 the pty to fd {target}"));
+        }
+    }
+    Ok(())
 }
 
 fn needs_proc(spec: &oci_spec::runtime::Spec) -> bool {

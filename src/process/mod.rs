@@ -29,6 +29,8 @@ pub struct SpawnArgs<'a> {
     pub no_pivot: bool,
     /// Join a new session keyring of this name (`None` with --no-new-keyring).
     pub keyring: Option<&'a str>,
+    /// Connected to --console-socket.
+    pub console_socket: Option<RawFd>,
     pub preserve_fds: u32,
     /// Where the init waits for `start`.
     pub listener: &'a UnixListener,
@@ -69,6 +71,7 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
                 bundle: a.bundle,
                 no_pivot: a.no_pivot,
                 keyring: a.keyring,
+                console_socket: a.console_socket,
                 preserve_fds: a.preserve_fds,
                 plan: &plan,
                 listener: a.listener,

@@ -11,6 +11,7 @@
 //! Every path inside the root goes through [`path::Root`].
 
 mod cgroupfs;
+pub mod console;
 mod dev;
 pub mod options;
 pub mod path;
@@ -44,11 +45,19 @@ pub struct Setup<'a> {
     /// runtime's mount table: nothing is mounted (it would land on the host) and the init
     /// only chroots into the rootfs.
     pub mount_ns: bool,
+    /// process.terminal: make a pty, sized (rows, cols) when given.
+    pub terminal: Option<Option<(u16, u16)>>,
 }
 
-pub fn prepare(s: &mut Setup) -> Result<()> {
+/// Build the root filesystem; the container's terminal when process.terminal is set.
+pub fn prepare(s: &mut Setup) -> Result<Option<console::Console>> {
     if !s.mount_ns {
-        return chroot_only(s);
+        if s.terminal.is_some() {
+            return Err(err!(
+                "config.json process.terminal: needs a mount namespace in linux.namespaces, for the container's own /dev/pts"
+            ));
+        }
+        return chroot_only(s).map(|()| None);
     }
     mount(
         None::<&str>,
@@ -86,6 +95,10 @@ pub fn prepare(s: &mut Setup) -> Result<()> {
         dev::populate(&root, s.spec, s.userns)?;
     }
     dev::symlinks(&root, mounts)?;
+    let console = match s.terminal {
+        Some(size) => Some(console::create(&root, size).ctx("config.json process.terminal")?),
+        None => None,
+    };
 
     if let Some(linux) = s.spec.linux() {
         for (i, p) in linux
@@ -142,7 +155,7 @@ pub fn prepare(s: &mut Setup) -> Result<()> {
         mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
             .with_ctx(|| format!("config.json linux.rootfsPropagation: make / {p}"))?;
     }
-    Ok(())
+    Ok(console)
 }
 
 fn opts(m: &Mount) -> &[String] {

@@ -7,7 +7,7 @@
 //! component at a time relative to the fd of their parent, and mounts are done onto
 //! `/proc/self/fd/N` of the opened target, so what is mounted on is what was checked.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -78,7 +78,7 @@ impl Root {
     /// Open `path` inside the root with `flags`.
     pub fn open_in(&self, path: &Path, flags: OFlag) -> Result<OwnedFd> {
         let rel = relative(path);
-        openat2(self.fd.as_fd(), rel.as_os_str(), how(flags))
+        open_retrying(self.fd.as_fd(), &rel, how(flags))
             .with_ctx(|| format!("open {}", self.shown(path)))
     }
 
@@ -166,12 +166,26 @@ impl Root {
     }
 
     fn reopen_root(&self) -> Result<OwnedFd> {
-        openat2(
+        open_retrying(
             self.fd.as_fd(),
-            ".",
+            Path::new("."),
             how(OFlag::O_PATH | OFlag::O_DIRECTORY),
         )
         .with_ctx(|| format!("open root {}", self.host_path.display()))
+    }
+}
+
+/// openat2 with RESOLVE_IN_ROOT answers EAGAIN when a rename or a mount anywhere on the
+/// host raced with its resolution of `..`, and asks to be called again. A busy host (other
+/// containers starting) makes that common, so it is retried, a bounded number of times.
+fn open_retrying(dir: BorrowedFd, rel: &Path, how: OpenHow) -> nix::Result<OwnedFd> {
+    const TRIES: u32 = 128;
+    let mut n = 0;
+    loop {
+        match openat2(dir, rel.as_os_str(), how) {
+            Err(Errno::EAGAIN) if n < TRIES => n += 1,
+            r => return r,
+        }
     }
 }
 

@@ -1,0 +1,20 @@
+//! End-to-end tests: the real `berth` binary runs real busybox containers.
+//!
+//! They need root (namespaces, mounts, mknod). As another user each test prints
+//! `skipped: needs root` and passes, unless `CI` is set, where they fail instead.
+//!
+//! - `lifecycle`: create, start, state, kill, delete, list, pid files
+//! - `run`: `run` in the foreground and detached: exit codes, signals
+//! - `inside`: what the process sees: pid, hostname, env, cwd, user
+//! - `mounts`: mountinfo, read-only root, devices, masked and read-only paths, binds
+//! - `errors`: bad input fails with a clear message and leaves nothing behind
+//! - `logging`: `--log` / `--log-format`
+
+mod common;
+
+mod errors;
+mod inside;
+mod lifecycle;
+mod logging;
+mod mounts;
+mod run;
