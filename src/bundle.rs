@@ -45,6 +45,15 @@ pub fn load(dir: Option<&Path>) -> Result<Bundle> {
 }
 
 pub fn parse_config(path: &Path) -> Result<Spec> {
+    parse_json(path)
+}
+
+/// An OCI process object (`exec --process FILE`).
+pub fn parse_process(path: &Path) -> Result<oci_spec::runtime::Process> {
+    parse_json(path)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let f = std::fs::File::open(path).with_ctx(|| format!("open {}", path.display()))?;
     let len = f
         .metadata()

@@ -67,6 +67,8 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the features this runtime implements (runtime-spec features.md)
     Features,
+    /// Run a new process inside a running container
+    Exec(ExecArgs),
 }
 
 #[derive(Args, Debug)]
@@ -109,6 +111,61 @@ pub struct RunArgs {
     pub keep: bool,
     #[command(flatten)]
     pub create: CreateArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// process.json (an OCI process object) to run, instead of the container's process
+    /// with the command line and flags below
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal (sent over --console-socket)
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket that receives the master side of the terminal
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Return once the process runs, without waiting for it
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process id to
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE); may be repeated
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// UID[:GID], numeric
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional group id; may be repeated
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (bounding, effective and permitted sets); may be repeated
+    #[arg(short = 'c', long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Pass N extra file descriptors (3 .. 3+N-1) to the process
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// AppArmor profile for the process
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process
+    #[arg(long = "process-label", value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Container id
+    pub id: String,
+    /// The command and its arguments (without --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

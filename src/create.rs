@@ -79,7 +79,7 @@ fn build(
         no_pivot: a.no_pivot,
         keyring: (!a.no_new_keyring).then_some(c.id.as_str()),
         console_socket: console.map(|s| s.as_raw_fd()),
-        preserve_fds: a.preserve_fds,
+        preserve_fds: a.preserve_fds + listen_fds(),
         listener: &listener,
         parent_only: vec![c.dir_fd()],
     })?;
@@ -100,6 +100,7 @@ fn build(
             .into_iter()
             .collect(),
         hooks: b.spec.hooks().clone(),
+        config: Some(b.spec.clone()),
     };
     let record = || -> Result<()> {
         c.save(&st)?;
@@ -113,4 +114,13 @@ fn build(
         return Err(e);
     }
     Ok((st, sp))
+}
+
+/// Socket activation: fds 3 .. 3+LISTEN_FDS handed to berth by its caller (systemd) are
+/// handed on to the container, before the --preserve-fds ones, as runc does.
+pub fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

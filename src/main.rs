@@ -6,6 +6,7 @@ mod container;
 mod create;
 mod delete;
 mod error;
+mod exec;
 mod features;
 mod hooks;
 mod kill;
@@ -64,6 +65,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(a) => return run::run(&store, &a),
         Command::List(a) => list::list(&store, &a)?,
         Command::Spec(a) => spec::spec(&a)?,
+        Command::Exec(a) => return exec::exec(&store, &a),
         Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
     }
     Ok(0)

@@ -59,7 +59,9 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn supervise(init: Pid, pidfd: &std::os::fd::OwnedFd, set: &SigSet) -> i32 {
+/// Wait for `init`, forwarding every signal in `set` to it; its exit code (128+N when
+/// killed by signal N).
+pub fn supervise(init: Pid, pidfd: &std::os::fd::OwnedFd, set: &SigSet) -> i32 {
     loop {
         if let Some(code) = reap(init) {
             return code;

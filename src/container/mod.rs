@@ -70,6 +70,10 @@ pub struct State {
     /// config.json hooks, for poststart (`start`) and poststop (`delete`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's config.json as created: `exec` joins its namespaces and applies its
+    /// process attributes and seccomp profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<oci_spec::runtime::Spec>,
 }
 
 impl State {
@@ -358,6 +362,7 @@ mod tests {
             owner: String::new(),
             annotations: BTreeMap::new(),
             hooks: None,
+            config: None,
         }
     }
 

@@ -1,9 +1,12 @@
 //! Making the container's init: clone3 into the new namespaces, then the set-up protocol
 //! of [`sync`] until the init reports it is ready (or why it is not).
 
+pub mod attrs;
 pub mod identity;
 pub mod init;
+pub mod join;
 pub mod namespaces;
+pub mod program;
 pub mod sync;
 pub mod sysctl;
 
@@ -56,6 +59,7 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
     if let Some(s) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         sysctl::check(s, &plan)?;
     }
+    attrs::check(a.spec)?;
     let (parent, child) = sync::pair()?;
     // pid and time namespaces given by path apply to the children of the caller.
     namespaces::join_all(&plan.parent_joins)?;
@@ -66,6 +70,7 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
         Some(p) => p,
         None => {
             let args = init::InitArgs {
+                id: a.id,
                 spec: a.spec,
                 rootfs: a.rootfs,
                 bundle: a.bundle,
@@ -164,7 +169,7 @@ struct CloneArgs {
 
 /// fork-like clone3 into `flags`' new namespaces: `Some((pid, pidfd))` in the parent,
 /// `None` in the child.
-fn clone3(flags: CloneFlags) -> Result<Option<(Pid, OwnedFd)>> {
+pub(crate) fn clone3(flags: CloneFlags) -> Result<Option<(Pid, OwnedFd)>> {
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
         flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,

@@ -48,6 +48,11 @@ fn kind_of(t: LinuxNamespaceType) -> (&'static str, CloneFlags) {
         .expect("every type is in KINDS")
 }
 
+/// The clone flag of a namespace type.
+pub fn flag_of(t: LinuxNamespaceType) -> CloneFlags {
+    kind_of(t).1
+}
+
 pub struct Join {
     pub name: &'static str,
     pub flag: CloneFlags,

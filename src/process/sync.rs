@@ -45,6 +45,8 @@ pub enum Msg {
     HooksDone(String),
     /// Init → parent: set up, waiting for `start`.
     Ready,
+    /// Parent → joining process (`exec`): in the container's cgroups now, go on.
+    Go,
     /// Init → parent: set-up failed; the text says where and why.
     Error(String),
 }
@@ -54,6 +56,7 @@ impl Msg {
         match self {
             Msg::Mapped => vec![b'M'],
             Msg::Ready => vec![b'R'],
+            Msg::Go => vec![b'G'],
             Msg::Hooks => vec![b'H'],
             Msg::HooksDone(t) => {
                 let mut v = vec![b'D'];
@@ -76,6 +79,7 @@ impl Msg {
         match b.split_first() {
             Some((b'M', [])) => Ok(Msg::Mapped),
             Some((b'R', [])) => Ok(Msg::Ready),
+            Some((b'G', [])) => Ok(Msg::Go),
             Some((b'H', [])) => Ok(Msg::Hooks),
             Some((b'D', t)) => Ok(Msg::HooksDone(String::from_utf8_lossy(t).into_owned())),
             Some((b'E', t)) => Ok(Msg::Error(String::from_utf8_lossy(t).into_owned())),

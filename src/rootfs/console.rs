@@ -47,6 +47,28 @@ fn chr(fd: &OwnedFd, what: &str) -> Result<(u64, u64)> {
 
 /// Make the pty, size it, and bind its peer on `/dev/console`.
 pub fn create(root: &Root, size: Option<(u16, u16)>) -> Result<Console> {
+    let c = pty(root, size)?;
+    let console = root.create(Path::new("/dev/console"), Kind::File, 0o666)?;
+    let cst = fstat(console.as_fd()).ctx("stat /dev/console")?;
+    let kind = SFlag::from_bits_truncate(cst.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
+        return Err(err!(
+            "/dev/console in the image is neither a file nor a device"
+        ));
+    }
+    mount(
+        Some(&fd_path(&c.peer)),
+        &fd_path(&console),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .ctx("bind the pty on /dev/console")?;
+    Ok(c)
+}
+
+/// A pty of the devpts at `/dev/pts` inside `root`, sized (rows, cols) when given.
+pub fn pty(root: &Root, size: Option<(u16, u16)>) -> Result<Console> {
     let what = "/dev/pts/ptmx";
     let master = root
         .open_in(Path::new(what), OFlag::O_RDWR | OFlag::O_NOCTTY)
@@ -91,21 +113,5 @@ pub fn create(root: &Root, size: Option<(u16, u16)>) -> Result<Console> {
             return Err(nix::errno::Errno::last()).ctx("process.consoleSize: TIOCSWINSZ");
         }
     }
-    let console = root.create(Path::new("/dev/console"), Kind::File, 0o666)?;
-    let cst = fstat(console.as_fd()).ctx("stat /dev/console")?;
-    let kind = SFlag::from_bits_truncate(cst.st_mode) & SFlag::S_IFMT;
-    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
-        return Err(err!(
-            "/dev/console in the image is neither a file nor a device"
-        ));
-    }
-    mount(
-        Some(&fd_path(&peer)),
-        &fd_path(&console),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .ctx("bind the pty on /dev/console")?;
     Ok(Console { master, peer, name })
 }
