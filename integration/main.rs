@@ -18,3 +18,4 @@ mod lifecycle;
 mod logging;
 mod mounts;
 mod run;
+mod seccomp;

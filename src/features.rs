@@ -19,7 +19,7 @@ pub fn features() -> Value {
             "namespaces": namespaces::names(),
             "capabilities": caps,
             "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false },
-            "seccomp": { "enabled": false },
+            "seccomp": crate::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

@@ -203,9 +203,9 @@ pub fn take_terminal(c: rootfs::console::Console, socket: Option<RawFd>) -> Resu
     Ok(())
 }
 
-/// Close every fd from `first` on, for real, except `keep` (marked close-on-exec: it
-/// closes at execve and so tells the other end that the exec happened).
-fn close_fds(first: u32, keep: Option<RawFd>) -> Result<()> {
+/// Close every fd from `first` on, for real, except those in `keep` (marked close-on-exec:
+/// they close at execve, which tells the other end of `report` that the exec happened).
+fn close_fds(first: u32, keep: &[Option<RawFd>]) -> Result<()> {
     let close_range = |lo: u32, hi: u32, flags: libc::c_uint| -> Result<()> {
         if lo > hi {
             return Ok(());
@@ -214,14 +214,21 @@ fn close_fds(first: u32, keep: Option<RawFd>) -> Result<()> {
         let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, flags) };
         nix::errno::Errno::result(r).map(drop).ctx("close_range")
     };
-    match keep.map(|k| k as u32).filter(|k| *k >= first) {
-        Some(k) => {
-            close_range(first, k - 1, 0)?;
-            close_range(k, k, libc::CLOSE_RANGE_CLOEXEC)?;
-            close_range(k + 1, u32::MAX, 0)
-        }
-        None => close_range(first, u32::MAX, 0),
+    let mut kept: Vec<u32> = keep
+        .iter()
+        .flatten()
+        .map(|k| *k as u32)
+        .filter(|k| *k >= first)
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    let mut lo = first;
+    for k in kept {
+        close_range(lo, k - 1, 0)?;
+        close_range(k, k, libc::CLOSE_RANGE_CLOEXEC)?;
+        lo = k + 1;
     }
+    close_range(lo, u32::MAX, 0)
 }
 
 /// The last privileged steps; only execve follows. The seccomp filter is loaded while the
@@ -253,7 +260,9 @@ fn last_steps(prog: &Program) -> Result<()> {
 /// them; `report` stays open until execve), reset signals, take the last steps and execve.
 /// Returns only on failure.
 pub fn exec(prog: &Program, preserve: u32, report: Option<RawFd>) -> Error {
-    if let Err(e) = close_fds(3 + preserve, report) {
+    // The seccomp agent's socket stays: the notify fd goes over it once the filter is loaded.
+    let agent = prog.seccomp.as_ref().and_then(seccomp::Filter::agent_fd);
+    if let Err(e) = close_fds(3 + preserve, &[report, agent]) {
         return e;
     }
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());

@@ -26,7 +26,6 @@ pub const JMP_JA: u16 = 0x05;
 pub const JMP_JEQ_K: u16 = 0x05 | 0x10;
 pub const JMP_JGT_K: u16 = 0x05 | 0x20;
 pub const JMP_JGE_K: u16 = 0x05 | 0x30;
-pub const JMP_JSET_K: u16 = 0x05 | 0x40;
 pub const RET_K: u16 = 0x06;
 
 /// The kernel's limit on a filter's length (BPF_MAXINSNS).
@@ -48,7 +47,6 @@ pub enum Cond {
     Eq,
     Gt,
     Ge,
-    Set,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +201,6 @@ impl Asm {
                         Cond::Eq => JMP_JEQ_K,
                         Cond::Gt => JMP_JGT_K,
                         Cond::Ge => JMP_JGE_K,
-                        Cond::Set => JMP_JSET_K,
                     },
                     // Offsets are checked to fit by the caller.
                     jt: rel(&t, at)? as u8,

@@ -93,23 +93,20 @@ pub fn ranges(p: &ArchPlan, lo: u32, hi: u32) -> Vec<(u32, Handler)> {
         }
     };
     let mut next = lo;
-    let named: Vec<(&u32, &Handler)> = p.calls.range(lo..=hi).collect();
-    for (&nr, h) in &named {
+    let mut last = None;
+    for (&nr, h) in p.calls.range(lo..=hi) {
         if nr > next {
             push(next, Handler::Ret(p.default));
         }
-        push(nr, (*h).clone());
+        push(nr, h.clone());
         next = nr.saturating_add(1);
+        last = Some(nr);
     }
-    let above = match named.last() {
-        Some((&last, _)) if last == u32::MAX => return out,
-        Some(_) => p.beyond,
-        // No name of this architecture in this span: its highest named number is below it
-        // (x32 numbers are all above x86_64's), or there is none at all.
-        None if p.calls.range(..lo).next().is_some() => p.beyond,
-        None => p.default,
-    };
-    push(next, Handler::Ret(above));
+    if last == Some(u32::MAX) {
+        return out;
+    }
+    // Above the highest named number (`beyond` is the default when nothing is named).
+    push(next, Handler::Ret(p.beyond));
     out
 }
 
@@ -165,9 +162,36 @@ fn cond(g: &mut Asm, arch: Arch, c: &ArgCond, t: Label, f: Label) {
     // x86 arguments are 32 bits: the high half is taken as 0, whatever the register held.
     let hi_zero = arch.args_32bit();
     match c.op {
-        CmpOp::Ne => cond(g, arch, &ArgCond { op: CmpOp::Eq, ..*c }, f, t),
-        CmpOp::Lt => cond(g, arch, &ArgCond { op: CmpOp::Ge, ..*c }, f, t),
-        CmpOp::Le => cond(g, arch, &ArgCond { op: CmpOp::Gt, ..*c }, f, t),
+        CmpOp::Ne => cond(
+            g,
+            arch,
+            &ArgCond {
+                op: CmpOp::Eq,
+                ..*c
+            },
+            f,
+            t,
+        ),
+        CmpOp::Lt => cond(
+            g,
+            arch,
+            &ArgCond {
+                op: CmpOp::Ge,
+                ..*c
+            },
+            f,
+            t,
+        ),
+        CmpOp::Le => cond(
+            g,
+            arch,
+            &ArgCond {
+                op: CmpOp::Gt,
+                ..*c
+            },
+            f,
+            t,
+        ),
         CmpOp::Eq => {
             if hi_zero {
                 if vhi != 0 {
@@ -183,7 +207,11 @@ fn cond(g: &mut Asm, arch: Arch, c: &ArgCond, t: Label, f: Label) {
             g.emit(Op::Jmp(Cond::Eq, vlo, t, f));
         }
         CmpOp::Gt | CmpOp::Ge => {
-            let lo_cond = if c.op == CmpOp::Gt { Cond::Gt } else { Cond::Ge };
+            let lo_cond = if c.op == CmpOp::Gt {
+                Cond::Gt
+            } else {
+                Cond::Ge
+            };
             if hi_zero {
                 // 0 > vhi never; 0 == vhi decides on the low half.
                 if vhi != 0 {

@@ -99,10 +99,9 @@ pub struct Plan {
     pub arches: Vec<ArchPlan>,
     /// For system calls of an architecture not listed.
     pub unlisted: u32,
-    /// SECCOMP_FILTER_FLAG_* for seccomp(2), NEW_LISTENER included when `notify`.
+    /// SECCOMP_FILTER_FLAG_* for seccomp(2), NEW_LISTENER included when a rule returns
+    /// SCMP_ACT_NOTIFY.
     pub flags: u32,
-    /// Some rule returns SCMP_ACT_NOTIFY.
-    pub notify: bool,
 }
 
 impl Plan {
@@ -255,7 +254,6 @@ pub fn plan(p: &LinuxSeccomp) -> Result<Plan> {
         }
     }
 
-    let notify = notify_at.is_some();
     if let Some(i) = notify_at
         && p.listener_path().is_none()
     {
@@ -263,7 +261,7 @@ pub fn plan(p: &LinuxSeccomp) -> Result<Plan> {
             "{FIELD}.listenerPath: not set, but syscalls[{i}] uses SCMP_ACT_NOTIFY"
         ));
     }
-    if notify {
+    if notify_at.is_some() {
         flags |= FLAG_NEW_LISTENER;
     } else {
         if p.listener_path().is_some() {
@@ -306,12 +304,15 @@ pub fn plan(p: &LinuxSeccomp) -> Result<Plan> {
         arches: plans,
         unlisted: unlisted_action(default),
         flags,
-        notify,
     })
 }
 
 /// The rules of one `syscalls[]` entry.
-fn rules_of(args: &[oci_spec::runtime::LinuxSeccompArg], action: u32, field: &str) -> Result<Vec<Rule>> {
+fn rules_of(
+    args: &[oci_spec::runtime::LinuxSeccompArg],
+    action: u32,
+    field: &str,
+) -> Result<Vec<Rule>> {
     let mut conds = Vec::with_capacity(args.len());
     for (k, a) in args.iter().enumerate() {
         if a.index() >= MAX_ARGS {
@@ -340,7 +341,9 @@ fn rules_of(args: &[oci_spec::runtime::LinuxSeccompArg], action: u32, field: &st
         });
     }
     let mut seen = [false; MAX_ARGS];
-    let repeated = conds.iter().any(|c| std::mem::replace(&mut seen[c.index as usize], true));
+    let repeated = conds
+        .iter()
+        .any(|c| std::mem::replace(&mut seen[c.index as usize], true));
     Ok(if repeated {
         conds
             .into_iter()
