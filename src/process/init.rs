@@ -37,10 +37,12 @@ pub struct InitArgs<'a> {
     pub preserve_fds: u32,
     pub plan: &'a Plan,
     pub listener: &'a UnixListener,
+    /// Make a new cgroup namespace once in the container's cgroup (see `spawn`).
+    pub new_cgroupns: bool,
 }
 
 /// Entry point of the child. Never returns.
-pub fn run(a: &InitArgs, ch: Channel, parent_only: &[RawFd]) -> ! {
+pub fn run(a: &InitArgs, ch: &Channel, parent_only: &[RawFd]) -> ! {
     // Until execve, nothing in the container may open this process's /proc files, above
     // all /proc/<pid>/exe, the berth binary on the host (CVE-2019-5736). execve of the
     // user program makes it dumpable again.
@@ -51,12 +53,12 @@ pub fn run(a: &InitArgs, ch: Channel, parent_only: &[RawFd]) -> ! {
         // the state-dir lock); the child's copies are closed and never used again.
         unsafe { libc::close(*fd) };
     }
-    let err = match setup(a, &ch) {
+    let err = match setup(a, ch) {
         Ok(prog) => {
             if ch.send(&Msg::Ready).is_err() {
                 exit(1);
             }
-            drop(ch);
+            // The channel is close-on-exec and closed for good before execve.
             wait_and_exec(a, prog)
         }
         Err(e) => e,
@@ -82,16 +84,37 @@ struct Ready {
 /// `process` (the spec allows that for create; start then fails).
 fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
     let spec = a.spec;
-    if a.plan.new.contains(CloneFlags::CLONE_NEWUSER) {
+    // Nothing before this: the parent is putting this process into the container's cgroup.
+    ch.expect(Msg::Placed)?;
+    let new_user = a.plan.new.contains(CloneFlags::CLONE_NEWUSER);
+    if new_user {
         ch.expect(Msg::Mapped)?;
-        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx(
-            "become gid 0 in the new user namespace (is gid 0 mapped in linux.gidMappings?)",
-        )?;
-        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx(
-            "become uid 0 in the new user namespace (is uid 0 mapped in linux.uidMappings?)",
-        )?;
+    }
+    // In a user namespace, act as its root: files made for the container (mount points,
+    // devices) then belong to a mapped id, where the host's root would be unmapped.
+    if new_user || a.plan.user_join.is_some() {
+        let which = if new_user {
+            "linux.gidMappings"
+        } else {
+            "the joined user namespace"
+        };
+        setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).with_ctx(|| {
+            format!("become gid 0 in the user namespace (is gid 0 mapped in {which}?)")
+        })?;
+        let which = if new_user {
+            "linux.uidMappings"
+        } else {
+            "the joined user namespace"
+        };
+        setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).with_ctx(|| {
+            format!("become uid 0 in the user namespace (is uid 0 mapped in {which}?)")
+        })?;
     }
     namespaces::join_all(&a.plan.init_joins)?;
+    if a.new_cgroupns {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .ctx("config.json linux.namespaces (cgroup): unshare")?;
+    }
 
     if needs_proc(spec) {
         let proc = ProcFs::host()?;
@@ -189,8 +212,9 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
         rootfs: a.rootfs,
         bundle: a.bundle,
         no_pivot: a.no_pivot,
-        userns: a.plan.new.contains(CloneFlags::CLONE_NEWUSER),
+        userns: a.plan.has(CloneFlags::CLONE_NEWUSER),
         mount_ns: a.plan.has(CloneFlags::CLONE_NEWNS),
+        idmapped: None,
     })?;
     if let Some(c) = console {
         program::take_terminal(c, a.console_socket)?;

@@ -10,6 +10,7 @@ pub mod program;
 pub mod sync;
 pub mod sysctl;
 
+use std::convert::Infallible;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -39,6 +40,10 @@ pub struct SpawnArgs<'a> {
     pub listener: &'a UnixListener,
     /// The parent's own fds that the init must not keep (the state-dir lock).
     pub parent_only: Vec<RawFd>,
+    /// The container's cgroup, made and limited already: the init is put in it before it
+    /// acts (v2: cloned into it; v1, or when an intermediate clones: the parent writes its
+    /// pid, then sends `Placed`).
+    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
 }
 
 /// A live init, set up and waiting for `start`.
@@ -50,7 +55,11 @@ pub struct Spawned {
 }
 
 pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
-    let plan = namespaces::plan(a.spec)?;
+    let mut plan = namespaces::plan(a.spec)?;
+    // A new cgroup namespace is rooted where its maker is: the init makes it (unshare)
+    // once it is in the container's cgroup, not clone3 before the parent has placed it.
+    let new_cgroupns = plan.new.contains(CloneFlags::CLONE_NEWCGROUP);
+    plan.new.remove(CloneFlags::CLONE_NEWCGROUP);
     if plan.new.contains(CloneFlags::CLONE_NEWUSER) && mappings(a.spec).0.is_empty() {
         return Err(err!(
             "config.json linux.uidMappings: a new user namespace needs uid and gid mappings"
@@ -61,32 +70,51 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
     }
     attrs::check(a.spec)?;
     let (parent, child) = sync::pair()?;
-    // pid and time namespaces given by path apply to the children of the caller.
-    namespaces::join_all(&plan.parent_joins)?;
-
     let mut parent_only = a.parent_only.clone();
     parent_only.push(parent.raw_fd());
-    let (pid, pidfd) = match clone3(plan.new)? {
-        Some(p) => p,
+    let cgroup_fd = match a.cgroup {
+        Some(cg) if plan.user_join.is_none() => cg.clone_fd()?,
+        _ => None,
+    };
+    parent_only.extend(cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    let become_init = || -> Infallible {
+        let args = init::InitArgs {
+            id: a.id,
+            spec: a.spec,
+            rootfs: a.rootfs,
+            bundle: a.bundle,
+            no_pivot: a.no_pivot,
+            keyring: a.keyring,
+            console_socket: a.console_socket,
+            preserve_fds: a.preserve_fds,
+            plan: &plan,
+            listener: a.listener,
+            new_cgroupns,
+        };
+        init::run(&args, &child, &parent_only)
+    };
+    let (pid, pidfd) = match &plan.user_join {
+        Some(user) => via_user_namespace(user, &plan, a.spec, &become_init)?,
         None => {
-            let args = init::InitArgs {
-                id: a.id,
-                spec: a.spec,
-                rootfs: a.rootfs,
-                bundle: a.bundle,
-                no_pivot: a.no_pivot,
-                keyring: a.keyring,
-                console_socket: a.console_socket,
-                preserve_fds: a.preserve_fds,
-                plan: &plan,
-                listener: a.listener,
-            };
-            init::run(&args, child, &parent_only)
+            // pid and time namespaces given by path apply to the children of the caller.
+            namespaces::join_all(&plan.parent_joins)?;
+            match clone3_into(time_namespace(a.spec, plan.new)?, cgroup_fd.as_ref())? {
+                Some(p) => p,
+                // The init never returns from become_init.
+                #[allow(unreachable_code)]
+                None => match become_init() {},
+            }
         }
     };
     drop(child);
 
     let handshake = || -> Result<u64> {
+        if let Some(cg) = a.cgroup
+            && cgroup_fd.is_none()
+        {
+            cg.add_pid(pid.as_raw())?;
+        }
+        parent.send(&Msg::Placed)?;
         if plan.new.contains(CloneFlags::CLONE_NEWUSER) {
             write_mappings(pid, a.spec)?;
             parent.send(&Msg::Mapped)?;
@@ -119,6 +147,102 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
             Err(e)
         }
     }
+}
+
+/// Join the user namespace given by path, then make the init inside it, so the
+/// namespaces made new are owned by it: a short-lived intermediate process joins it (the
+/// parent must keep its host privileges), joins the pid and time namespaces given by path,
+/// and clones the init with CLONE_PARENT, so the init is still our child. The
+/// intermediate reports the init's pid on a pipe and exits.
+fn via_user_namespace(
+    user: &namespaces::Join,
+    plan: &namespaces::Plan,
+    spec: &Spec,
+    become_init: &dyn Fn() -> Infallible,
+) -> Result<(Pid, OwnedFd)> {
+    use std::io::{Read, Write};
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe")?;
+    let w_raw = w.as_raw_fd();
+    let Some((mid, _mid_fd)) = clone3(CloneFlags::empty())? else {
+        drop(r);
+        let made = (|| -> Result<i32> {
+            nix::sched::setns(&user.fd, CloneFlags::CLONE_NEWUSER).with_ctx(|| {
+                format!(
+                    "config.json linux.namespaces (user): join {}",
+                    user.path.display()
+                )
+            })?;
+            namespaces::join_all(&plan.parent_joins)?;
+            let flags = time_namespace(spec, plan.new)? | CloneFlags::CLONE_PARENT;
+            match clone3(flags)? {
+                Some((pid, _)) => Ok(pid.as_raw()),
+                None => {
+                    // The pipe is the intermediate's to report on: its end of EOF.
+                    let _ = nix::unistd::close(w_raw);
+                    #[allow(unreachable_code)]
+                    match become_init() {}
+                }
+            }
+        })();
+        let msg = match made {
+            Ok(pid) => format!("{pid}"),
+            Err(e) => format!("!{e}"),
+        };
+        let _ = std::fs::File::from(w).write_all(msg.as_bytes());
+        // SAFETY: _exit ends the intermediate without running the parent's destructors.
+        unsafe { libc::_exit(0) }
+    };
+    drop(w);
+    let mut msg = String::new();
+    let read = std::fs::File::from(r).read_to_string(&mut msg);
+    let _ = nix::sys::wait::waitpid(mid, None);
+    read.ctx("read the init's pid from the intermediate process")?;
+    if let Some(e) = msg.strip_prefix('!') {
+        return Err(crate::error::Error::new(e));
+    }
+    let pid: i32 = msg
+        .parse()
+        .map_err(|_| err!("intermediate process: no pid reported ({msg:?})"))?;
+    let fd = pidfd_open(pid).ctx("pidfd_open the init")?;
+    Ok((Pid::from_raw(pid), fd))
+}
+
+/// linux.timeOffsets must be written before any process enters the new time namespace,
+/// and clone3 would put the init in at once: so with offsets the parent makes the time
+/// namespace for its children (unshare), writes them, and the init is born in it. The
+/// flags clone3 is left to do are returned.
+fn time_namespace(spec: &Spec, flags: CloneFlags) -> Result<CloneFlags> {
+    let time = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    let offsets = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref());
+    let Some(offsets) = offsets.filter(|o| !o.is_empty()) else {
+        return Ok(flags);
+    };
+    if !flags.contains(time) {
+        return Err(err!(
+            "config.json linux.timeOffsets: set without a new time namespace in linux.namespaces"
+        ));
+    }
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(err!(
+                "config.json linux.timeOffsets[{clock:?}]: only monotonic and boottime clocks have offsets"
+            ));
+        }
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    nix::sched::unshare(time).ctx("config.json linux.namespaces (time): unshare")?;
+    crate::procfs::ProcFs::host()?
+        .write("self/timens_offsets", text.as_bytes())
+        .ctx("config.json linux.timeOffsets")?;
+    Ok(flags - time)
 }
 
 /// Kill a child of ours and reap it, leaving no zombie.
@@ -170,11 +294,26 @@ struct CloneArgs {
 /// fork-like clone3 into `flags`' new namespaces: `Some((pid, pidfd))` in the parent,
 /// `None` in the child.
 pub(crate) fn clone3(flags: CloneFlags) -> Result<Option<(Pid, OwnedFd)>> {
+    clone3_into(flags, None)
+}
+
+/// clone3, and with `cgroup` (a v2 cgroup directory) born in that cgroup
+/// (CLONE_INTO_CGROUP, Linux 5.7).
+fn clone3_into(flags: CloneFlags, cgroup: Option<&OwnedFd>) -> Result<Option<(Pid, OwnedFd)>> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
-        flags: flags.bits() as u64 | libc::CLONE_PIDFD as u64,
+        flags: flags.bits() as u64
+            | libc::CLONE_PIDFD as u64
+            | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
         pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |f| f.as_raw_fd() as u64),
+        // With CLONE_PARENT the kernel takes the caller's own exit signal, and wants 0 here.
+        exit_signal: if flags.contains(CloneFlags::CLONE_PARENT) {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     // SAFETY: with no stack given, clone3 behaves as fork: the child continues on a copy of
@@ -189,7 +328,12 @@ pub(crate) fn clone3(flags: CloneFlags) -> Result<Option<(Pid, OwnedFd)>> {
     match r {
         -1 => {
             let e = nix::errno::Errno::last();
-            Err(e).with_ctx(|| format!("clone3 with namespaces {}", describe(flags)))
+            let into = if cgroup.is_some() {
+                " into the container's cgroup"
+            } else {
+                ""
+            };
+            Err(e).with_ctx(|| format!("clone3{into} with namespaces {}", describe(flags)))
         }
         0 => Ok(None),
         pid => {
@@ -223,19 +367,43 @@ fn mappings(spec: &Spec) -> (&[LinuxIdMapping], &[LinuxIdMapping]) {
     )
 }
 
+/// Write the init's id maps: directly as root; through the setuid helpers newuidmap and
+/// newgidmap (package uidmap), which check /etc/subuid and /etc/subgid, otherwise.
 fn write_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     let (uids, gids) = mappings(spec);
-    let proc = crate::procfs::ProcFs::host()?;
-    for (field, file, list) in [
-        ("uidMappings", "uid_map", uids),
-        ("gidMappings", "gid_map", gids),
+    let root = nix::unistd::geteuid().is_root();
+    let proc = if root {
+        Some(crate::procfs::ProcFs::host()?)
+    } else {
+        None
+    };
+    for (field, file, helper, list) in [
+        ("uidMappings", "uid_map", "newuidmap", uids),
+        ("gidMappings", "gid_map", "newgidmap", gids),
     ] {
-        let text: String = list
-            .iter()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect();
-        proc.write(&format!("{pid}/{file}"), text.as_bytes())
-            .with_ctx(|| format!("config.json linux.{field}"))?;
+        let field = format!("config.json linux.{field}");
+        match &proc {
+            Some(proc) => {
+                let text: String = list
+                    .iter()
+                    .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                    .collect();
+                proc.write(&format!("{pid}/{file}"), text.as_bytes())
+                    .ctx(&field)?;
+            }
+            None => {
+                let mut cmd = std::process::Command::new(helper);
+                cmd.arg(pid.to_string());
+                for m in list {
+                    cmd.args([m.container_id(), m.host_id(), m.size()].map(|n| n.to_string()));
+                }
+                let out = cmd.output().with_ctx(|| format!("{field}: run {helper}"))?;
+                if !out.status.success() {
+                    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                    return Err(err!("{field}: {helper} {}: {why}", out.status));
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -67,11 +67,15 @@ pub struct Plan {
     pub parent_joins: Vec<Join>,
     /// Joined by the init (the others), in [`KINDS`] order.
     pub init_joins: Vec<Join>,
+    /// A user namespace given by path: joined first, by a short-lived intermediate
+    /// process, so every namespace made new is owned by it.
+    pub user_join: Option<Join>,
 }
 
 impl Plan {
     pub fn has(&self, f: CloneFlags) -> bool {
         self.new.contains(f)
+            || self.user_join.as_ref().is_some_and(|j| j.flag == f)
             || self
                 .init_joins
                 .iter()
@@ -85,6 +89,7 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
         new: CloneFlags::empty(),
         parent_joins: Vec::new(),
         init_joins: Vec::new(),
+        user_join: None,
     };
     let list = spec
         .linux()
@@ -106,11 +111,6 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
                 let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
                     .with_ctx(|| format!("{field}: open {}", path.display()))?;
                 check_type(&fd, flag).with_ctx(|| format!("{field}: {}", path.display()))?;
-                if flag == CloneFlags::CLONE_NEWUSER {
-                    return Err(err!(
-                        "{field}: joining a user namespace by path is not supported yet"
-                    ));
-                }
                 joins.push(Join {
                     name,
                     flag,
@@ -123,7 +123,9 @@ pub fn plan(spec: &Spec) -> Result<Plan> {
     joins.sort_by_key(|j| KINDS.iter().position(|(n, _)| *n == j.name));
     let to_parent = CloneFlags::CLONE_NEWPID | CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
     for j in joins {
-        if to_parent.contains(j.flag) {
+        if j.flag == CloneFlags::CLONE_NEWUSER {
+            p.user_join = Some(j);
+        } else if to_parent.contains(j.flag) {
             p.parent_joins.push(j);
         } else {
             p.init_joins.push(j);

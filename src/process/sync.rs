@@ -4,11 +4,19 @@
 //!  berth create (parent)                         container init (child)
 //!  ─────────────────────                         ──────────────────────
 //!  socketpair, bind start.sock
-//!  clone3(CLONE_NEW*) ─────────────────────────▶ born in the new namespaces
+//!  make the cgroup, apply linux.resources
+//!  clone3(CLONE_NEW*,                            born in the new namespaces
+//!    v2: CLONE_INTO_CGROUP) ───────────────────▶ (v2: and in the container's cgroup)
+//!  v1/hybrid (or the init made by an
+//!    intermediate): write its pid into each
+//!    hierarchy's cgroup.procs
+//!    ── Placed ────────────────────────────────▶ waits for this before anything else
 //!  [new user namespace only]
 //!    write uid_map, gid_map
 //!    ── Mapped ────────────────────────────────▶ waits for this before acting as root
-//!                                                join namespaces by path, hostname,
+//!                                                join namespaces by path, unshare
+//!                                                the cgroup namespace (rooted at the
+//!                                                container's cgroup), hostname,
 //!                                                mounts, /dev
 //!  [only when config.json has hooks before start]
 //!  ◀──────────────────────────────── Hooks ────
@@ -37,6 +45,8 @@ const MAX_MSG: usize = 64 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
+    /// Parent → init: the init is in the container's cgroup (always the first message).
+    Placed,
     /// Parent → init: the id mappings of the new user namespace are written.
     Mapped,
     /// Init → parent: mounts done, before pivot_root: run prestart and createRuntime hooks.
@@ -54,6 +64,7 @@ pub enum Msg {
 impl Msg {
     fn encode(&self) -> Vec<u8> {
         match self {
+            Msg::Placed => vec![b'P'],
             Msg::Mapped => vec![b'M'],
             Msg::Ready => vec![b'R'],
             Msg::Go => vec![b'G'],
@@ -77,6 +88,7 @@ impl Msg {
 
     fn decode(b: &[u8]) -> Result<Msg> {
         match b.split_first() {
+            Some((b'P', [])) => Ok(Msg::Placed),
             Some((b'M', [])) => Ok(Msg::Mapped),
             Some((b'R', [])) => Ok(Msg::Ready),
             Some((b'G', [])) => Ok(Msg::Go),
