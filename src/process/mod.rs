@@ -6,6 +6,7 @@ pub mod identity;
 pub mod init;
 pub mod join;
 pub mod namespaces;
+pub mod netdev;
 pub mod program;
 pub mod sync;
 pub mod sysctl;
@@ -69,6 +70,7 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
         sysctl::check(s, &plan)?;
     }
     attrs::check(a.spec)?;
+    netdev::check(a.spec, &plan)?;
     let (parent, child) = sync::pair()?;
     let mut parent_only = a.parent_only.clone();
     parent_only.push(parent.raw_fd());
@@ -121,7 +123,11 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
         }
         loop {
             match parent.recv()? {
-                Some(Msg::Ready) => break,
+                Some(Msg::Ready) => {
+                    // Set up and waiting: nothing of the container runs yet.
+                    netdev::move_in(a.spec, pid)?;
+                    break;
+                }
                 Some(Msg::Hooks) => {
                     let state = hooks::state_json(a.spec, a.id, "created", pid.as_raw(), a.bundle);
                     let list = a.spec.hooks().as_ref();
