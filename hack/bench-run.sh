@@ -2,6 +2,8 @@
 # Time `run` of `true` for berth and runc, interleaved in one loop, on one busybox bundle.
 #
 #   hack/bench-run.sh [ROUNDS]      (as root; builds berth in release mode first)
+#   SECCOMP=FILE hack/bench-run.sh  (with FILE as linux.seccomp, e.g.
+#                                    integration/data/containers-seccomp.oci.json; needs python3)
 #
 # Prints the median wall time of each and the ratio berth/runc. runc is Debian's
 # (apt-get install runc); it is skipped when missing.
@@ -14,6 +16,11 @@ work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "$here/hack/mkbundle.sh" "$work/bundle" "$berth" >/dev/null
 sed -i 's|"sh"$|"true"|' "$work/bundle/config.json"
+if [ -n "${SECCOMP:-}" ]; then
+	python3 -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["linux"]["seccomp"] = json.load(open(sys.argv[2]))
+json.dump(c, open(sys.argv[1], "w"), indent=1)' "$work/bundle/config.json" "$SECCOMP"
+fi
 runtimes="berth"
 command -v runc >/dev/null && runtimes="$runtimes runc"
 

@@ -635,3 +635,16 @@ fn the_default_profile_is_a_short_binary_search() {
         report.join(", ")
     );
 }
+
+/// `cargo test --release --bin berth -- --ignored compile_time --nocapture`
+#[test]
+#[ignore = "a measurement, not a check"]
+fn compile_time_of_the_default_profile() {
+    let p = profile(default_profile());
+    let n = 200;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(build(std::hint::black_box(&p)).unwrap());
+    }
+    eprintln!("compile: {:?} per profile (mean of {n})", t.elapsed() / n);
+}
