@@ -1,14 +1,24 @@
-//! A `cgroup` entry of `mounts[]`.
+//! A `cgroup` entry of `mounts[]`: the container sees its own cgroup, never the host's tree.
 //!
-//! On a pure v2 host it is a `cgroup2` mount. On v1 and hybrid hosts it is a tmpfs holding,
-//! for each hierarchy the host mounts under `/sys/fs/cgroup`, a bind of the container's own
-//! cgroup in that hierarchy: the container sees its cgroup, not the host's tree.
+//! On a pure v2 host it is one cgroup2 mount; on v1 and hybrid hosts a tmpfs holding one
+//! mount for each hierarchy the host has under `/sys/fs/cgroup`. In a cgroup namespace
+//! each is a fresh mount of the hierarchy, which the kernel roots at the namespace's root,
+//! the container's cgroup. Without one, a fresh mount would show the whole host tree, so
+//! each is a bind of the container's cgroup in that hierarchy, found in /proc/self/cgroup
+//! (read through the checked procfs).
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
 
-use super::path::{Kind, Root, fd_path};
+use super::hostproc::HostProc;
+use super::mountapi::{self, FsContext, MountAttr, attr};
+use super::options::MountOptions;
+use super::path::{Kind, Root};
+use crate::err;
 use crate::error::{Context, Result};
 
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -24,65 +34,105 @@ const NOT_CONTROLLERS: &[&str] = &[
     "none",
 ];
 
-pub fn mount(root: &Root, dest: &Path, flags: MsFlags) -> Result<()> {
-    let target = root.create(dest, Kind::Dir, 0o755)?;
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").ctx("read /proc/self/mountinfo")?;
-    let hierarchies = host_hierarchies(&mountinfo);
-    if hierarchies.is_empty() {
-        return mount_cgroup2(&target, flags);
-    }
-    let data = "mode=755";
-    let base = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
-    nix::mount::mount(
-        Some("tmpfs"),
-        &fd_path(&target),
-        Some("tmpfs"),
-        base,
-        Some(data),
-    )
-    .ctx("mount a tmpfs for the cgroup hierarchies")?;
-    let own = std::fs::read_to_string("/proc/self/cgroup").ctx("read /proc/self/cgroup")?;
-    for h in &hierarchies {
-        let Some(rel) = own_path(&own, h) else {
-            continue;
+/// `in_cgroupns`: the init is in a cgroup namespace of the container's (new or joined).
+pub fn mount(root: &Root, dest: &Path, o: &MountOptions, in_cgroupns: bool) -> Result<()> {
+    let target = root.mount_point(dest, Kind::Dir, "a cgroup filesystem")?;
+    let proc = HostProc::open()?;
+    let hierarchies = host_hierarchies(&proc.read("self/mountinfo")?);
+    let own = proc.read("self/cgroup")?;
+    let mnt = if hierarchies.is_empty() {
+        let v2 = Hierarchy {
+            dir: String::new(),
+            controllers: Vec::new(),
+            v2: true,
         };
-        let src = Path::new(HOST_CGROUP_ROOT)
-            .join(&h.dir)
-            .join(rel.strip_prefix("/").unwrap_or(&rel));
-        let sub = dest.join(&h.dir);
-        let t = root.create(&sub, Kind::Dir, 0o755)?;
-        nix::mount::mount(
-            Some(&src),
-            &fd_path(&t),
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .with_ctx(|| format!("bind {}", src.display()))?;
-        let top = root.resolve(&sub)?;
-        super::remount(
-            &top,
-            flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        )
-        .with_ctx(|| format!("remount {}", sub.display()))?;
-    }
-    if flags.contains(MsFlags::MS_RDONLY) {
-        let top = root.resolve(dest)?;
-        super::remount(&top, flags).ctx("remount the cgroup tmpfs read-only")?;
-    }
-    Ok(())
+        let mnt = hierarchy(&v2, o, &own, in_cgroupns)?;
+        mountapi::move_mount(mnt.as_fd(), target.as_fd()).ctx("attach the cgroup mount")?;
+        mnt
+    } else {
+        v1_tree(&target, o, &hierarchies, &own, in_cgroupns)?
+    };
+    mountapi::setattr(mnt.as_fd(), true, &o.recursive_attr())?;
+    super::mounts::set_propagation(&mnt, &o.propagation)
 }
 
-fn mount_cgroup2(target: &std::os::fd::OwnedFd, flags: MsFlags) -> Result<()> {
-    nix::mount::mount(
-        Some("cgroup2"),
-        &fd_path(target),
-        Some("cgroup2"),
-        flags,
-        None::<&str>,
-    )
-    .ctx("mount cgroup2")
+/// A detached mount of the container's cgroup in hierarchy `h`, with `o`'s flags and
+/// always nosuid, nodev and noexec.
+fn hierarchy(h: &Hierarchy, o: &MountOptions, own: &str, in_cgroupns: bool) -> Result<OwnedFd> {
+    let mut a = o.mount_attr();
+    a.attr_set |= attr::NOSUID | attr::NODEV | attr::NOEXEC;
+    let what = if h.v2 { "cgroup2" } else { h.dir.as_str() };
+    if in_cgroupns {
+        let fs = FsContext::open(if h.v2 { "cgroup2" } else { "cgroup" })?;
+        fs.set_string("source", if h.v2 { "cgroup2" } else { "cgroup" })?;
+        for c in &h.controllers {
+            match c.split_once('=') {
+                Some((k, v)) => fs.set_string(k, v)?,
+                None => fs.set_flag(c)?,
+            }
+        }
+        if !h.v2 && h.controllers.iter().all(|c| c.starts_with("name=")) {
+            fs.set_flag("none")?;
+        }
+        return fs
+            .mount(a.attr_set)
+            .with_ctx(|| format!("cgroup {what}: mount it in the container's cgroup namespace"));
+    }
+    let rel = own_path(own, h)
+        .ok_or_else(|| err!("cgroup {what}: this process is in no cgroup of it"))?;
+    let src = Path::new(HOST_CGROUP_ROOT)
+        .join(&h.dir)
+        .join(rel.strip_prefix("/").unwrap_or(&rel));
+    let bind = mountapi::clone_path(&src, true)?;
+    mountapi::setattr(bind.as_fd(), false, &a)
+        .with_ctx(|| format!("cgroup {what}: set the mount's options"))?;
+    Ok(bind)
+}
+
+/// A tmpfs on `target` holding the container's cgroup of each hierarchy, each attached
+/// by fd inside the new tmpfs.
+fn v1_tree(
+    target: &OwnedFd,
+    o: &MountOptions,
+    hierarchies: &[Hierarchy],
+    own: &str,
+    in_cgroupns: bool,
+) -> Result<OwnedFd> {
+    let fs = FsContext::open("tmpfs")?;
+    fs.set_string("source", "tmpfs")?;
+    fs.set_string("mode", "755")?;
+    let base = o.fsmount_attr() & (attr::NOSUID | attr::NODEV | attr::NOEXEC);
+    let tmpfs = fs
+        .mount(base)
+        .ctx("mount a tmpfs for the cgroup hierarchies")?;
+    mountapi::move_mount(tmpfs.as_fd(), target.as_fd()).ctx("attach the cgroup tmpfs")?;
+    let top = Root::from_fd(
+        nix::fcntl::openat(
+            tmpfs.as_fd(),
+            ".",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx("open the cgroup tmpfs")?,
+        Path::new("(cgroup tmpfs)"),
+    );
+    for h in hierarchies {
+        if !in_cgroupns && own_path(own, h).is_none() {
+            continue;
+        }
+        let t = top.mount_point(Path::new(&h.dir), Kind::Dir, "a cgroup hierarchy")?;
+        let mnt = hierarchy(h, o, own, in_cgroupns)?;
+        mountapi::move_mount(mnt.as_fd(), t.as_fd())
+            .with_ctx(|| format!("cgroup {}: attach it", h.dir))?;
+    }
+    if o.flags.contains(MsFlags::MS_RDONLY) {
+        let ro = MountAttr {
+            attr_set: attr::RDONLY,
+            ..Default::default()
+        };
+        mountapi::setattr(tmpfs.as_fd(), false, &ro).ctx("make the cgroup tmpfs read-only")?;
+    }
+    Ok(tmpfs)
 }
 
 /// A cgroup hierarchy mounted at `/sys/fs/cgroup/<dir>`.

@@ -4,17 +4,18 @@
 //! symlink in the image must not redirect the terminal to a host file):
 //! - `/dev/pts/ptmx` is opened inside the root and checked to be devpts' ptmx (5:2);
 //! - the peer is opened from the master with `TIOCGPTPEER`, never by its name;
-//! - `/dev/console` is made inside the root and the peer is bind-mounted on it by fd.
+//! - `/dev/console` is made a plain file inside the root (an image's symlink or device there
+//!   is replaced, never followed) and the peer is bind-mounted on it by fd.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::fcntl::OFlag;
-use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{SFlag, fstat, major, minor};
 use nix::sys::statfs::fstatfs;
 
-use super::path::{Kind, Root, fd_path};
+use super::mountapi;
+use super::path::Root;
 use crate::err;
 use crate::error::{Context, Result};
 
@@ -48,22 +49,11 @@ fn chr(fd: &OwnedFd, what: &str) -> Result<(u64, u64)> {
 /// Make the pty, size it, and bind its peer on `/dev/console`.
 pub fn create(root: &Root, size: Option<(u16, u16)>) -> Result<Console> {
     let c = pty(root, size)?;
-    let console = root.create(Path::new("/dev/console"), Kind::File, 0o666)?;
-    let cst = fstat(console.as_fd()).ctx("stat /dev/console")?;
-    let kind = SFlag::from_bits_truncate(cst.st_mode) & SFlag::S_IFMT;
-    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
-        return Err(err!(
-            "/dev/console in the image is neither a file nor a device"
-        ));
-    }
-    mount(
-        Some(&fd_path(&c.peer)),
-        &fd_path(&console),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .ctx("bind the pty on /dev/console")?;
+    // /dev/console is made a plain file in place of whatever the image has there: a
+    // symlink (to a host path or to a file in the image) is removed, not followed.
+    let console = root.plain_file(Path::new("/dev/console"), 0o666)?;
+    let pty = mountapi::clone_fd(c.peer.as_fd(), false, &c.name)?;
+    mountapi::move_mount(pty.as_fd(), console.as_fd()).ctx("bind the pty on /dev/console")?;
     Ok(c)
 }
 

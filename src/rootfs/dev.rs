@@ -5,12 +5,14 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::mount::{MsFlags, mount};
-use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{Mode, SFlag, fstatat, makedev, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
-use super::path::{Kind, Root, fd_path};
+use super::hostproc::HostProc;
+use super::mountapi;
+use super::path::{Root, file_type};
 use crate::err;
 use crate::error::{Context, Result};
 
@@ -90,50 +92,48 @@ fn populate_inner(root: &Root, spec: &Spec, userns: bool) -> Result<()> {
 }
 
 fn make(root: &Root, n: &Node, userns: bool) -> Result<()> {
-    let rel = super::path::relative(n.path);
-    let name = rel.file_name().ok_or_else(|| err!("not a device path"))?;
-    let parent = root.mkdir_all(rel.parent().unwrap_or(Path::new("")), 0o755)?;
     if userns {
-        // mknod is not allowed in a user namespace: bind the host's node instead.
-        let target = root.create(n.path, Kind::File, 0o644)?;
-        return mount(
-            Some(n.path),
-            &fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .with_ctx(|| format!("bind host {}", n.path.display()));
+        // mknod is not allowed in a user namespace: bind the host's node instead, onto a
+        // plain file made in place of whatever the image has there (a symlink there
+        // would otherwise take the bind elsewhere: CVE-2025-52565's class).
+        let target = root.plain_file(n.path, 0o644)?;
+        let node = mountapi::clone_path(n.path, false)
+            .with_ctx(|| format!("bind host {}", n.path.display()))?;
+        return mountapi::move_mount(node.as_fd(), target.as_fd())
+            .with_ctx(|| format!("bind host {}", n.path.display()));
     }
+    // The node is made by name in its parent directory's fd, and an existing entry (a
+    // symlink to a host file, say) is removed, never followed or written through.
+    let (parent, name) = root.parent_and_name(n.path)?;
     let dev = makedev(n.major, n.minor);
-    match mknodat(
-        parent.as_fd(),
-        name,
-        n.kind,
-        Mode::from_bits_truncate(n.mode),
-        dev,
-    ) {
+    let mode = Mode::from_bits_truncate(n.mode);
+    match mknodat(parent.as_fd(), name.as_os_str(), n.kind, mode, dev) {
         Ok(()) => {}
         Err(Errno::EEXIST) => {
-            unlinkat(parent.as_fd(), name, UnlinkatFlags::NoRemoveDir)
-                .ctx("replace existing file")?;
-            mknodat(
+            let st = fstatat(
                 parent.as_fd(),
-                name,
-                n.kind,
-                Mode::from_bits_truncate(n.mode),
-                dev,
+                name.as_os_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
             )
-            .ctx("mknod")?;
+            .ctx("stat the existing entry")?;
+            if file_type(st.st_mode) == SFlag::S_IFDIR {
+                return Err(err!(
+                    "{} is a directory in the rootfs, where the device goes",
+                    n.path.display()
+                ));
+            }
+            unlinkat(parent.as_fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir)
+                .ctx("replace the existing entry")?;
+            mknodat(parent.as_fd(), name.as_os_str(), n.kind, mode, dev).ctx("mknod")?;
         }
         Err(e) => return Err(e).ctx("mknod"),
     }
     fchownat(
         parent.as_fd(),
-        name,
+        name.as_os_str(),
         Some(Uid::from_raw(n.uid)),
         Some(Gid::from_raw(n.gid)),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .ctx("chown")
 }
@@ -152,7 +152,9 @@ pub fn symlinks(root: &Root, mounts: &[Mount]) -> Result<()> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ];
-    if Path::new("/proc/kcore").exists() {
+    // As runc: /dev/core only where the kernel has a /proc/kcore (asked of the host's
+    // checked procfs, not of a path).
+    if HostProc::open().is_ok_and(|p| p.exists("kcore")) {
         links.push(("core", "/proc/kcore"));
     }
     let has_pts = mounts.iter().any(|m| {

@@ -7,13 +7,15 @@
 //! component at a time relative to the fd of their parent, and mounts are done onto
 //! `/proc/self/fd/N` of the opened target, so what is mounted on is what was checked.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::readlinkat;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::{Mode, mkdirat};
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat2};
+use nix::sys::stat::{Mode, SFlag, fstat, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use crate::err;
 use crate::error::{Context, Result};
@@ -36,6 +38,13 @@ pub enum Kind {
 }
 
 fn how(flags: OFlag) -> OpenHow {
+    how_with(
+        flags,
+        ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+fn how_with(flags: OFlag, resolve: ResolveFlag) -> OpenHow {
     // openat2 refuses flags that mean nothing with O_PATH, O_NOCTTY among them.
     let extra = if flags.contains(OFlag::O_PATH) {
         OFlag::empty()
@@ -44,11 +53,30 @@ fn how(flags: OFlag) -> OpenHow {
     };
     OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC | extra)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
+        .resolve(resolve)
 }
 
-/// `/proc/self/fd/N`: the name under which an opened file is mounted on or reopened.
-pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
+/// The file type bits of a mode.
+pub fn file_type(mode: libc::mode_t) -> SFlag {
+    SFlag::from_bits_truncate(mode) & SFlag::S_IFMT
+}
+
+fn type_name(t: SFlag) -> &'static str {
+    match t {
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFREG => "a regular file",
+        SFlag::S_IFLNK => "a symlink",
+        SFlag::S_IFCHR => "a character device",
+        SFlag::S_IFBLK => "a block device",
+        SFlag::S_IFIFO => "a fifo",
+        SFlag::S_IFSOCK => "a socket",
+        _ => "of an unknown type",
+    }
+}
+
+/// `/proc/self/fd/N`: the name under which an opened file is reopened.
+#[cfg(test)]
+pub fn fd_path(fd: &impl std::os::fd::AsRawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
@@ -66,7 +94,19 @@ impl Root {
         })
     }
 
-    fn shown(&self, p: &Path) -> String {
+    /// A root from an fd already open on it (the rootfs mount berth made).
+    pub fn from_fd(fd: OwnedFd, host_path: &Path) -> Root {
+        Root {
+            fd,
+            host_path: host_path.to_path_buf(),
+        }
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn shown(&self, p: &Path) -> String {
         format!("{} in {}", p.display(), self.host_path.display())
     }
 
@@ -163,6 +203,117 @@ impl Root {
             Err(e) => return Err(e).with_ctx(|| format!("create {}", self.shown(path))),
         }
         self.resolve(path)
+    }
+
+    /// Open `path` with `flags`, refusing a symlink anywhere on the way, even one that
+    /// stays inside the root (ELOOP).
+    pub fn open_no_symlinks(&self, path: &Path, flags: OFlag) -> Result<OwnedFd> {
+        let rel = relative(path);
+        let how = how_with(
+            flags,
+            ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS,
+        );
+        open_retrying(self.fd.as_fd(), &rel, how).with_ctx(|| format!("open {}", self.shown(path)))
+    }
+
+    /// The mount point for a mount at `path`: made as `kind` when missing, and otherwise
+    /// checked to be of that kind, since a directory cannot be mounted on a file nor a
+    /// file on a directory. `source` names what is mounted, for the message.
+    pub fn mount_point(&self, path: &Path, kind: Kind, source: &str) -> Result<OwnedFd> {
+        let fd = match self.resolve(path) {
+            Ok(fd) => fd,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => self.create(path, kind, 0o755)?,
+            Err(e) => return Err(e),
+        };
+        let t = file_type(
+            fstat(fd.as_fd())
+                .with_ctx(|| format!("stat {}", self.shown(path)))?
+                .st_mode,
+        );
+        let is_dir = t == SFlag::S_IFDIR;
+        match kind {
+            Kind::Dir if !is_dir => Err(err!(
+                "mount point {} is {} in the rootfs, and {source} is a directory: it can only be mounted on a directory",
+                path.display(),
+                type_name(t)
+            )),
+            Kind::File if is_dir => Err(err!(
+                "mount point {} is a directory in the rootfs, and {source} is not: it can only be mounted on a file",
+                path.display()
+            )),
+            _ => Ok(fd),
+        }
+    }
+
+    /// The parent directory of `path` (made when missing) and the last component's name.
+    pub fn parent_and_name(&self, path: &Path) -> Result<(OwnedFd, OsString)> {
+        let rel = relative(path);
+        let name = match rel.components().next_back() {
+            Some(Component::Normal(n)) => n.to_os_string(),
+            _ => return Err(err!("{}: does not end in a file name", self.shown(path))),
+        };
+        let parent = self.mkdir_all(rel.parent().unwrap_or(Path::new("")), 0o755)?;
+        Ok((parent, name))
+    }
+
+    /// An empty regular file at `path` to mount a file on, as an `O_PATH` fd. The last
+    /// component is never followed: a symlink, device, fifo or socket the image put there
+    /// is removed and replaced (CVE-2025-52565: an image's `/dev/console` or device path
+    /// made a symlink redirects the bind mount onto whatever it points to). A regular
+    /// file is kept; a directory is an error.
+    pub fn plain_file(&self, path: &Path, mode: u32) -> Result<OwnedFd> {
+        let (parent, name) = self.parent_and_name(path)?;
+        let shown = || self.shown(path);
+        match fstatat(
+            parent.as_fd(),
+            name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => match file_type(st.st_mode) {
+                SFlag::S_IFREG => {}
+                SFlag::S_IFDIR => {
+                    return Err(err!(
+                        "{} is a directory in the rootfs, where a file is needed",
+                        shown()
+                    ));
+                }
+                _ => unlinkat(parent.as_fd(), name.as_os_str(), UnlinkatFlags::NoRemoveDir)
+                    .with_ctx(|| {
+                        format!("remove {} ({})", shown(), type_name(file_type(st.st_mode)))
+                    })?,
+            },
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e).with_ctx(|| format!("stat {}", shown())),
+        }
+        match nix::fcntl::openat(
+            parent.as_fd(),
+            name.as_os_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        ) {
+            Ok(_) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_ctx(|| format!("create {}", shown())),
+        }
+        let fd = nix::fcntl::openat(
+            parent.as_fd(),
+            name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_ctx(|| format!("open {}", shown()))?;
+        let t = file_type(
+            fstat(fd.as_fd())
+                .with_ctx(|| format!("stat {}", shown()))?
+                .st_mode,
+        );
+        if t != SFlag::S_IFREG {
+            return Err(err!(
+                "{} changed to {} while being set up",
+                shown(),
+                type_name(t)
+            ));
+        }
+        Ok(fd)
     }
 
     fn reopen_root(&self) -> Result<OwnedFd> {
