@@ -9,9 +9,11 @@
 //! - `mounts`: mountinfo, read-only root, devices, masked and read-only paths, binds
 //! - `errors`: bad input fails with a clear message and leaves nothing behind
 //! - `logging`: `--log` / `--log-format`
+//! - `cgroups`: limits read back and enforced, devices, update, pause, ps, events, kill --all
 
 mod common;
 
+mod cgroups;
 mod errors;
 mod inside;
 mod lifecycle;

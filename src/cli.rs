@@ -34,7 +34,8 @@ pub struct Cli {
     #[arg(long)]
     pub debug: bool,
 
-    /// Use systemd for cgroups (accepted for runc compatibility)
+    /// Read linux.cgroupsPath as systemd's "slice:prefix:name" (berth makes the cgroup
+    /// systemd would have made itself; it does not talk to systemd)
     #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
 
@@ -69,6 +70,16 @@ pub enum Command {
     Features,
     /// Run a new process inside a running container
     Exec(ExecArgs),
+    /// List the processes of a container (host pids)
+    Ps(PsArgs),
+    /// Freeze every process of a container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// Change the cgroup limits of a container
+    Update(UpdateArgs),
+    /// Print a container's resource statistics and OOM events as JSON lines
+    Events(EventsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +177,91 @@ pub struct ExecArgs {
     /// The command and its arguments (without --process)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// table (ps output) or json (an array of host pids)
+    #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Container id
+    pub id: String,
+    /// Arguments for ps(1) (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// runc's `update` flags; memory sizes take k, m, g, t suffixes; -1 is unlimited.
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    /// JSON resources (runtime-spec linux.resources) from FILE, or `-` for stdin; 0 means unset
+    #[arg(short = 'r', long, value_name = "FILE")]
+    pub resources: Option<String>,
+    /// Block IO weight, 10 to 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period (microseconds)
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (microseconds)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS burst (microseconds)
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period (microseconds)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime (microseconds)
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs to use (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Kernel memory limit (deprecated, ignored)
+    #[arg(long = "kernel-memory", allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// Kernel TCP memory limit
+    #[arg(long = "kernel-memory-tcp", allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids (-1: unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema (not supported)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print the statistics once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between statistics (e.g. 5s, 500ms, 1m)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Container id
+    pub id: String,
 }
 
 #[derive(Args, Debug)]

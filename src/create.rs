@@ -3,8 +3,9 @@
 //! 1. load and check the bundle;
 //! 2. make the state directory (locked);
 //! 3. bind the start socket;
-//! 4. clone the init into its namespaces, which sets up the container and waits;
-//! 5. record the state and the pid file.
+//! 4. make the cgroup and apply `linux.resources` (`cgroups/`);
+//! 5. clone the init into its namespaces and cgroup; it sets up the container and waits;
+//! 6. record the state and the pid file.
 //!
 //! Any failure undoes every step before it.
 
@@ -13,6 +14,7 @@ use std::os::unix::net::UnixListener;
 use std::time::SystemTime;
 
 use crate::bundle;
+use crate::cgroups;
 use crate::cli::CreateArgs;
 use crate::container::{Container, State, Store, write_atomic};
 use crate::err;
@@ -71,7 +73,9 @@ fn build(
     let addr = c.start_socket_addr();
     let listener =
         UnixListener::bind(&addr).with_ctx(|| format!("bind {}", c.start_socket().display()))?;
-    let sp = process::spawn(&process::SpawnArgs {
+    // The cgroup first, limits and all, so the init is bound by them from its first step.
+    let cg = cgroups::create(&b.spec, &c.id)?;
+    let spawned = process::spawn(&process::SpawnArgs {
         id: &c.id,
         spec: &b.spec,
         rootfs: &b.rootfs,
@@ -82,7 +86,15 @@ fn build(
         preserve_fds: a.preserve_fds + listen_fds(),
         listener: &listener,
         parent_only: vec![c.dir_fd()],
-    })?;
+        cgroup: Some(&cg),
+    });
+    let sp = match spawned {
+        Ok(sp) => sp,
+        Err(e) => {
+            let _ = cg.destroy();
+            return Err(e);
+        }
+    };
     let st = State {
         oci_version: b.spec.version().clone(),
         id: c.id.clone(),
@@ -101,6 +113,7 @@ fn build(
             .collect(),
         hooks: b.spec.hooks().clone(),
         config: Some(b.spec.clone()),
+        cgroup: Some(cg.record.clone()),
     };
     let record = || -> Result<()> {
         c.save(&st)?;
@@ -111,6 +124,7 @@ fn build(
     };
     if let Err(e) = record() {
         process::kill_and_reap(sp.pid, &sp.pidfd);
+        let _ = cg.destroy();
         return Err(e);
     }
     Ok((st, sp))

@@ -1,10 +1,13 @@
-//! `berth delete`: remove a stopped container. A created or running one is refused unless
-//! `--force`, which kills it first (the spec's MUST; runc and crun delete it anyway).
+//! `berth delete`: remove a stopped container. A created, running or paused one is refused
+//! unless `--force`, which kills it first (the spec's MUST; runc and crun delete it anyway).
+//! The container's cgroup goes too: whatever is left in it is killed (frozen, SIGKILL,
+//! thawed) and waited for, then the directories `create` made are removed.
 
 use std::os::fd::AsFd;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::cgroups;
 use crate::cli::DeleteArgs;
 use crate::container::{State, Status, Store};
 use crate::err;
@@ -35,12 +38,20 @@ pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
             if crate::container::init_alive(st) {
                 pidfd_send_signal(&fd, libc::SIGKILL)
                     .with_ctx(|| format!("kill pid {}", st.pid))?;
+                // A paused init acts on SIGKILL only once thawed.
+                if let Some(cg) = cgroups::of(st)? {
+                    cg.signal_all(libc::SIGKILL)?;
+                }
                 wait_exit(&fd).with_ctx(|| format!("wait for pid {} to exit", st.pid))?;
             }
         }
         (_, None) => {}
     }
     if let Some(st) = &st {
+        if let Some(cg) = cgroups::of(st)? {
+            cg.destroy()
+                .with_ctx(|| format!("delete container {}", a.id))?;
+        }
         poststop(st);
     }
     c.remove()

@@ -18,7 +18,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": namespaces::names(),
             "capabilities": caps,
-            "cgroup": { "v1": false, "v2": false, "systemd": false, "systemdUser": false },
+            "cgroup": crate::cgroups::features(),
             "seccomp": crate::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },

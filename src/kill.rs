@@ -1,6 +1,7 @@
 //! `berth kill`: send a signal to the container's init, or with `--all` to every process
-//! of the container.
+//! of the container's cgroup, frozen while signalled so that no process forks past it.
 
+use crate::cgroups;
 use crate::cli::KillArgs;
 use crate::container::{State, Status, Store, init_alive};
 use crate::err;
@@ -14,19 +15,23 @@ pub fn kill(store: &Store, a: &KillArgs) -> Result<()> {
     let st = c
         .load()?
         .ok_or_else(|| err!("container {} is still being created", a.id))?;
-    match c.status(Some(&st)) {
-        Status::Created | Status::Running => {}
-        _ => return Err(err!("cannot kill container {}: it is not running", a.id)),
-    }
+    let status = c.status(Some(&st));
     if a.all {
-        for pid in same_pid_namespace(st.pid) {
-            if pid != st.pid {
-                // SAFETY: kill(2) with a pid read from /proc and a valid signal number.
-                unsafe { libc::kill(pid, sig) };
+        // As runc: --all also reaches what is left of a stopped container (containerd
+        // sends `kill --all ID 9` to clean up after an init that exited).
+        return match cgroups::of(&st)? {
+            Some(cg) if cg.exists() => cg.signal_all(sig),
+            Some(_) if status == Status::Stopped => Ok(()),
+            _ if status == Status::Stopped => {
+                Err(err!("cannot kill container {}: it is not running", a.id))
             }
-        }
+            _ => signal_init(&st, sig),
+        };
     }
-    signal_init(&st, sig)
+    match status {
+        Status::Created | Status::Running | Status::Paused => signal_init(&st, sig),
+        _ => Err(err!("cannot kill container {}: it is not running", a.id)),
+    }
 }
 
 /// Signal the init through a pidfd, after checking that the pid is still our init (same
@@ -40,23 +45,4 @@ pub fn signal_init(st: &State, sig: i32) -> Result<()> {
         ));
     }
     pidfd_send_signal(&fd, sig).with_ctx(|| format!("signal {sig} to pid {}", st.pid))
-}
-
-/// Processes in the pid namespace of `pid`, when that namespace is not berth's own.
-fn same_pid_namespace(pid: i32) -> Vec<i32> {
-    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
-    let Some(target) = ns(&pid.to_string()) else {
-        return Vec::new();
-    };
-    if ns("self").as_ref() == Some(&target) {
-        return Vec::new();
-    }
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|n| ns(n).as_ref() == Some(&target))
-        .filter_map(|n| n.parse().ok())
-        .collect()
 }

@@ -1,19 +1,24 @@
 //! berth: an OCI container runtime. See README.md.
 
 mod bundle;
+mod cgroups;
 mod cli;
 mod container;
 mod create;
 mod delete;
 mod error;
+mod events;
 mod exec;
 mod features;
 mod hooks;
 mod kill;
 mod list;
 mod logging;
+mod pause;
 mod process;
 mod procfs;
+mod ps;
+mod resume;
 mod rootfs;
 mod run;
 mod seccomp;
@@ -22,6 +27,7 @@ mod spec;
 mod start;
 mod state;
 mod timefmt;
+mod update;
 
 use std::path::PathBuf;
 
@@ -52,6 +58,7 @@ fn version() -> String {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     let store = Store::new(cli.root.clone().unwrap_or_else(default_root));
+    cgroups::set_systemd(cli.systemd_cgroup);
     let Some(cmd) = cli.command else {
         print!("{}", version());
         return Ok(0);
@@ -66,6 +73,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::List(a) => list::list(&store, &a)?,
         Command::Spec(a) => spec::spec(&a)?,
         Command::Exec(a) => return exec::exec(&store, &a),
+        Command::Ps(a) => ps::ps(&store, &a)?,
+        Command::Pause(a) => pause::pause(&store, &a.id)?,
+        Command::Resume(a) => resume::resume(&store, &a.id)?,
+        Command::Update(a) => update::update(&store, &a)?,
+        Command::Events(a) => events::events(&store, &a)?,
         Command::Features => println!("{}", serde_json::to_string_pretty(&features::features())?),
     }
     Ok(0)

@@ -19,6 +19,7 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     if a.detach {
         let (c, st, _) = create_container(store, &a.create)?;
         if let Err(e) = release(&c) {
+            remove_cgroup(&st);
             let _ = std::fs::remove_dir_all(&c.dir);
             return Err(e);
         }
@@ -38,6 +39,7 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     let (c, st, sp) = create_container(store, &a.create)?;
     if let Err(e) = release(&c) {
         kill_and_reap(sp.pid, &sp.pidfd);
+        remove_cgroup(&st);
         let _ = std::fs::remove_dir_all(&c.dir);
         return Err(e);
     }
@@ -47,6 +49,7 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
 
     let code = supervise(sp.pid, &sp.pidfd, &all);
     if !a.keep {
+        remove_cgroup(&st);
         poststop(&st);
         match store.open(&id) {
             Ok(c) => c.remove()?,
@@ -57,6 +60,15 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     Ok(code)
+}
+
+/// Kill what is left in the container's cgroup and remove it, as `delete` does.
+fn remove_cgroup(st: &crate::container::State) {
+    if let Ok(Some(cg)) = crate::cgroups::of(st)
+        && let Err(e) = cg.destroy()
+    {
+        log::warn!("{e}");
+    }
 }
 
 /// Wait for `init`, forwarding every signal in `set` to it; its exit code (128+N when

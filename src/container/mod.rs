@@ -36,6 +36,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Running or created, with its cgroup frozen (`pause`).
+    Paused,
     Stopped,
 }
 
@@ -45,6 +47,7 @@ impl Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         }
     }
@@ -74,6 +77,9 @@ pub struct State {
     /// process attributes and seccomp profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<oci_spec::runtime::Spec>,
+    /// The container's cgroup, for delete, kill --all, pause, ps, update, events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroups::Record>,
 }
 
 impl State {
@@ -294,6 +300,9 @@ impl Container {
         if !init_alive(st) {
             return Status::Stopped;
         }
+        if crate::cgroups::is_paused(st) {
+            return Status::Paused;
+        }
         if self.start_socket().exists() {
             Status::Created
         } else {
@@ -363,6 +372,7 @@ mod tests {
             annotations: BTreeMap::new(),
             hooks: None,
             config: None,
+            cgroup: None,
         }
     }
 
