@@ -12,6 +12,12 @@
 //!   KILL_THREAD, TRAP, ERRNO, NOTIFY, TRACE, LOG, ALLOW). A later ALLOW can't undo a block.
 //! - System calls newer than the profile get ENOSYS: see [`enosys`].
 //! - An architecture the profile does not list: see [`unlisted_action`].
+//!
+//! Not done: libseccomp also applies a rule on an x86 socket or SysV IPC call (`socket`,
+//! `shmget`, …) to the multiplexers `socketcall` and `ipc` (their first argument naming
+//! the call). berth filters those multiplexers only by the rules that name them, so a
+//! profile that lists SCMP_ARCH_X86, blocks `socket` and allows `socketcall` lets an
+//! i386 program reach socket(2) through socketcall(2).
 
 use std::collections::BTreeMap;
 
