@@ -198,3 +198,55 @@ fn run_keep_leaves_a_stopped_container() {
     t.berth(&["delete", &id]).ok();
     assert!(!t.root.join(&id).exists());
 }
+
+#[test]
+fn foreground_run_relays_a_terminal_when_no_console_socket_is_given() {
+    let Some(t) = Env::new("run-tty") else { return };
+    let b = t.bundle(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "tty; stty size; read line; echo got:$line; exit 4"
+        ]);
+    });
+    let id = t.id("tty");
+    // `script` gives berth a terminal of its own, as a person at a terminal would.
+    let inner = format!(
+        "stty rows 21 cols 77; {} --root {} run --bundle {} {id}",
+        crate::common::BERTH,
+        t.root.display(),
+        b.path()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        stdin.write_all(b"hello\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        text.contains("/dev/pts/0\n"),
+        "no pty of the container's own devpts:\n{text}"
+    );
+    assert!(
+        text.contains("21 77\n"),
+        "the window size was not passed on:\n{text}"
+    );
+    assert!(
+        text.contains("got:hello"),
+        "input did not reach the container:\n{text}"
+    );
+    // script reports the exit code of its command.
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(!t.root.join(&id).exists(), "the container was not deleted");
+}

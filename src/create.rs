@@ -28,6 +28,16 @@ pub fn create(store: &Store, a: &CreateArgs) -> Result<()> {
 
 /// Create the container; the returned [`Container`] is still locked.
 pub fn create_container(store: &Store, a: &CreateArgs) -> Result<(Container, State, Spawned)> {
+    create_with_console(store, a, None)
+}
+
+/// Create the container; with process.terminal and no --console-socket, the terminal goes
+/// to `own_console` when given (`run` in the foreground).
+pub fn create_with_console(
+    store: &Store,
+    a: &CreateArgs,
+    own_console: Option<std::os::unix::net::UnixStream>,
+) -> Result<(Container, State, Spawned)> {
     let b = bundle::load(a.bundle.as_deref())?;
     let terminal = b
         .spec
@@ -35,7 +45,7 @@ pub fn create_container(store: &Store, a: &CreateArgs) -> Result<(Container, Sta
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    if terminal && a.console_socket.is_none() {
+    if terminal && a.console_socket.is_none() && own_console.is_none() {
         return Err(err!(
             "config.json process.terminal: true, but no --console-socket was given to receive the terminal"
         ));
@@ -46,6 +56,7 @@ pub fn create_container(store: &Store, a: &CreateArgs) -> Result<(Container, Sta
             std::os::unix::net::UnixStream::connect(p)
                 .with_ctx(|| format!("--console-socket {}", p.display()))?,
         ),
+        (None, true) => own_console,
         _ => None,
     };
     // Resolve the pid file before anything changes the working directory.

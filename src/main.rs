@@ -3,6 +3,7 @@
 mod bundle;
 mod cgroups;
 mod cli;
+mod console;
 mod container;
 mod create;
 mod delete;

@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 
 use crate::cli::RunArgs;
 use crate::container::Store;
-use crate::create::create_container;
+use crate::create::{create_container, create_with_console};
 use crate::delete::poststop;
 use crate::error::{Context, Result};
 use crate::process::{kill_and_reap, pidfd_send_signal};
@@ -36,7 +36,32 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
-    let (c, st, sp) = create_container(store, &a.create)?;
+    // If config.json asks for a terminal and there is nobody to hand it to, berth keeps
+    // the master and relays it: the init sends it on this pair.
+    let (ours, theirs) = match a.create.console_socket {
+        None => {
+            let (o, t) =
+                std::os::unix::net::UnixStream::pair().ctx("socketpair for the terminal")?;
+            (Some(o), Some(t))
+        }
+        Some(_) => (None, None),
+    };
+    let (c, st, sp) = create_with_console(store, &a.create, theirs)?;
+    let terminal = st
+        .config
+        .as_ref()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false);
+    let ours = ours.filter(|_| terminal);
+    let master = match ours.as_ref().map(crate::console::recv_master).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            kill_and_reap(sp.pid, &sp.pidfd);
+            remove_cgroup(&st);
+            let _ = std::fs::remove_dir_all(&c.dir);
+            return Err(e);
+        }
+    };
     if let Err(e) = release(&c) {
         kill_and_reap(sp.pid, &sp.pidfd);
         remove_cgroup(&st);
@@ -47,7 +72,13 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     let (dir, id) = (c.dir.clone(), c.id.clone());
     c.unlock();
 
-    let code = supervise(sp.pid, &sp.pidfd, &all);
+    let code = match master {
+        Some(m) => {
+            let _raw = crate::console::Raw::stdin();
+            crate::console::supervise(sp.pid, &sp.pidfd, &all, m)?
+        }
+        None => supervise(sp.pid, &sp.pidfd, &all),
+    };
     if !a.keep {
         remove_cgroup(&st);
         poststop(&st);
@@ -89,7 +120,7 @@ pub fn supervise(init: Pid, pidfd: &std::os::fd::OwnedFd, set: &SigSet) -> i32 {
 }
 
 /// Reap every exited child; the init's exit code once it is among them.
-fn reap(init: Pid) -> Option<i32> {
+pub fn reap(init: Pid) -> Option<i32> {
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) if pid == init => return Some(code),
