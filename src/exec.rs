@@ -24,6 +24,13 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
         .ok_or_else(|| err!("container {} is still being created", a.id))?;
     match c.status(Some(&st)) {
         Status::Created | Status::Running => {}
+        Status::Paused if a.ignore_paused => {}
+        Status::Paused => {
+            return Err(err!(
+                "cannot exec in container {}: it is paused (resume it, or use --ignore-paused)",
+                a.id
+            ));
+        }
         s => {
             return Err(err!(
                 "cannot exec in container {}: it is {}",
@@ -79,7 +86,7 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
         init_pidfd: &init,
         console_socket: console.as_ref().map(|s| s.as_raw_fd()),
         preserve_fds: a.preserve_fds,
-        join_cgroup: &|_pid| Ok(()),
+        join_cgroup: &|pid| crate::cgroups::join(&st, pid.as_raw()),
     })?;
     drop(console);
     if let Some(p) = &pid_file {

@@ -362,7 +362,6 @@ pub fn of(st: &State) -> Result<Option<Cgroup>> {
 /// For `exec`: put `pid` into the container's cgroup(s), as `create` does for the init on
 /// v1 (on v2, prefer [`clone_fd`] with `clone3(CLONE_INTO_CGROUP)`). Call it before the
 /// process runs anything of the container's. A container without a cgroup is a no-op.
-#[allow(dead_code)] // for exec
 pub fn join(st: &State, pid: i32) -> Result<()> {
     match of(st)? {
         Some(cg) => cg.add_pid(pid),
