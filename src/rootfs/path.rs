@@ -182,6 +182,10 @@ impl Root {
 
     /// Make `path` (and its parents) if missing, as `kind`; return an `O_PATH` fd of it.
     pub fn create(&self, path: &Path, kind: Kind, mode: u32) -> Result<OwnedFd> {
+        self.create_depth(path, kind, mode, MAX_LINKS)
+    }
+
+    fn create_depth(&self, path: &Path, kind: Kind, mode: u32, links_left: u32) -> Result<OwnedFd> {
         if kind == Kind::Dir {
             return self.mkdir_all(path, mode);
         }
@@ -192,7 +196,8 @@ impl Root {
         let name = rel
             .file_name()
             .ok_or_else(|| err!("{}: not a file name", self.shown(path)))?;
-        let parent = self.mkdir_all(rel.parent().unwrap_or(Path::new("")), 0o755)?;
+        let parent_path = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let parent = self.mkdir_all(&parent_path, 0o755)?;
         match nix::fcntl::openat(
             parent.as_fd(),
             name,
@@ -202,7 +207,24 @@ impl Root {
             Ok(_) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(e).with_ctx(|| format!("create {}", self.shown(path))),
         }
-        self.resolve(path)
+        match self.resolve(path) {
+            // The name exists but leads nowhere: a dangling symlink. As for directories,
+            // its target is made, read as a path inside the root, then gone through.
+            Err(e) if e.errno() == Some(Errno::ENOENT) && links_left > 0 => {
+                let Ok(target) = readlinkat(parent.as_fd(), name) else {
+                    return Err(e);
+                };
+                let target = Path::new(&target);
+                let dest = if target.is_absolute() {
+                    target.to_path_buf()
+                } else {
+                    parent_path.join(target)
+                };
+                self.create_depth(&dest, kind, mode, links_left - 1)?;
+                self.resolve(path)
+            }
+            r => r,
+        }
     }
 
     /// Open `path` with `flags`, refusing a symlink anywhere on the way, even one that
@@ -432,6 +454,85 @@ mod tests {
         let root = Root::open(&d.join("root")).unwrap();
         assert!(root.mkdir_all(Path::new("/a/x"), 0o755).is_err());
         assert!(root.mkdir_all(Path::new("/b/x"), 0o755).is_err());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn dangling_link_to_a_file_is_made_inside() {
+        let d = tree("dangling");
+        symlink(d.join("outside/target"), d.join("root/etc/link")).unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        let fd = root
+            .create(Path::new("/etc/link"), Kind::File, 0o644)
+            .unwrap();
+        let want = d
+            .join("root")
+            .join(d.join("outside/target").strip_prefix("/").unwrap());
+        assert_eq!(real(&fd), want);
+        assert!(want.is_file());
+        assert!(fs::read_dir(d.join("outside")).unwrap().next().is_none());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn plain_file_replaces_links_and_devices() {
+        let d = tree("plain");
+        fs::write(d.join("outside/host"), "host\n").unwrap();
+        symlink(d.join("outside/host"), d.join("root/etc/console")).unwrap();
+        fs::create_dir_all(d.join("root/etc/adir")).unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        let fd = root.plain_file(Path::new("/etc/console"), 0o600).unwrap();
+        assert_eq!(real(&fd), d.join("root/etc/console"));
+        assert!(!d.join("root/etc/console").is_symlink());
+        assert_eq!(
+            fs::read_to_string(d.join("outside/host")).unwrap(),
+            "host\n"
+        );
+        let e = root.plain_file(Path::new("/etc/adir"), 0o600).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn mount_points_are_checked_against_the_source_kind() {
+        let d = tree("mountpoint");
+        fs::write(d.join("root/etc/file"), "").unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        assert!(root.mount_point(Path::new("/etc"), Kind::Dir, "x").is_ok());
+        let e = root
+            .mount_point(Path::new("/etc"), Kind::File, "the source f")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is a directory in the rootfs, and the source f is not"),
+            "{e}"
+        );
+        let e = root
+            .mount_point(Path::new("/etc/file"), Kind::Dir, "the source d")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("is a regular file in the rootfs"),
+            "{e}"
+        );
+        root.mount_point(Path::new("/new/file"), Kind::File, "x")
+            .unwrap();
+        assert!(d.join("root/new/file").is_file());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn symlinks_are_refused_where_none_may_be() {
+        let d = tree("nosym");
+        symlink("etc", d.join("root/proc")).unwrap();
+        let root = Root::open(&d.join("root")).unwrap();
+        let e = root
+            .open_no_symlinks(Path::new("/proc"), OFlag::O_PATH)
+            .unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::ELOOP));
+        assert!(
+            root.open_no_symlinks(Path::new("/etc"), OFlag::O_PATH)
+                .is_ok()
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 
