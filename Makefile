@@ -1,7 +1,7 @@
 # berth: build, demo, test. See README.md.
 CARGO ?= cargo
 
-.PHONY: build release demo test lint unit integration clean
+.PHONY: build release demo test test-v2 lint unit integration clean
 
 build:
 	$(CARGO) build
@@ -13,9 +13,19 @@ release:
 demo: build
 	hack/demo.sh target/debug/berth
 
-# Every test: formatting, lints, unit tests (no root) and integration tests (root).
+# Every test: formatting, lints, unit tests (no root) and integration tests (root) on
+# this machine, then the cgroup integration tests again on a pure cgroup v2 kernel in QEMU
+# (hack/v2-guest.sh; V2GUEST=0 skips that part).
+V2GUEST ?= 1
 test: lint
 	$(CARGO) test --all-targets
+ifneq ($(V2GUEST),0)
+	$(MAKE) test-v2
+endif
+
+# The cgroups:: integration tests on pure cgroup v2 (Debian's kernel under QEMU, TCG).
+test-v2:
+	hack/v2-guest.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

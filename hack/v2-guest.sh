@@ -29,7 +29,7 @@ mkdir -p "$work"
 
 if [ $# -eq 0 ]; then
 	bin=$(cd "$here" && cargo test --test integration --no-run --message-format=json 2>/dev/null |
-		sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+		grep '"name":"integration"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 	[ -x "$bin" ] || { echo "v2-guest: could not build the integration tests" >&2; exit 1; }
 	# A CARGO_TARGET_DIR outside the tree is shared too.
 	case $bin in "$here"/*) ;; *) shares+=("$(dirname "$(dirname "$(dirname "$bin")")")") ;; esac

@@ -639,3 +639,68 @@ fn bad_values_fail_clearly_and_leave_nothing() {
     });
     t.create(&b, &id, &[]).fails_with("linux.cgroupsPath");
 }
+
+/// The values runtime-tools' linux_cgroups_{memory,cpus,pids,devices} tests set, read back
+/// from the cgroup files on this host's version: those tests cannot read cgroup v2 ("cgroupv2
+/// is not supported yet"), so on v2 this is where they are checked, with runc's conversions.
+#[test]
+fn runtime_tools_values_read_back() {
+    let Some(t) = Env::new("cg_rtvalues") else {
+        return;
+    };
+    let l = 50_593_792i64;
+    let res = json!({
+        "memory": {"limit": l, "reservation": l, "swap": l, "swappiness": 50, "disableOOMKiller": true},
+        "cpu": {"shares": 1024, "period": 500000, "quota": 200000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 1000},
+        "devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+            {"allow": true, "type": "b", "major": 8, "minor": 20, "access": "rw"},
+            {"allow": true, "type": "b", "major": 10, "minor": 200, "access": "r"}
+        ]
+    });
+    let id = t.id("rt");
+    let b = t.bundle(|c| sh_config(c, &id, "true", res.clone()));
+    t.create_ok(&b, &id);
+    let l = l.to_string();
+    // (controller, file, value)
+    let want: Vec<(&str, &str, &str)> = if v2() {
+        vec![
+            ("memory", "memory.max", &l),
+            ("memory", "memory.low", &l),
+            ("memory", "memory.swap.max", "0"),
+            ("cpu", "cpu.weight", "39"),
+            ("cpu", "cpu.max", "200000 500000"),
+            ("cpuset", "cpuset.cpus", "0"),
+            ("cpuset", "cpuset.mems", "0"),
+            ("pids", "pids.max", "1000"),
+        ]
+    } else {
+        vec![
+            ("memory", "memory.limit_in_bytes", &l),
+            ("memory", "memory.soft_limit_in_bytes", &l),
+            ("memory", "memory.memsw.limit_in_bytes", &l),
+            ("memory", "memory.swappiness", "50"),
+            ("cpu", "cpu.shares", "1024"),
+            ("cpu", "cpu.cfs_period_us", "500000"),
+            ("cpu", "cpu.cfs_quota_us", "200000"),
+            ("cpuset", "cpuset.cpus", "0"),
+            ("cpuset", "cpuset.mems", "0"),
+            ("pids", "pids.max", "1000"),
+        ]
+    };
+    for (ctrl, file, value) in want {
+        assert_eq!(read(cg_dir(&id, ctrl).join(file)), value, "{file}");
+    }
+    if !v2() {
+        let oom = read(cg_dir(&id, "memory").join("memory.oom_control"));
+        assert!(oom.contains("oom_kill_disable 1"), "{oom}");
+        // The config's rules first, in order (the test reads devices.list by position).
+        let list = read(cg_dir(&id, "devices").join("devices.list"));
+        let first: Vec<&str> = list.lines().take(3).collect();
+        assert_eq!(first, ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r"], "{list}");
+    }
+    t.berth(&["delete", "--force", &id]).ok();
+    assert!(cgroups_named(&id).is_empty());
+}

@@ -53,25 +53,37 @@ pub fn keyed(list: &[(String, u64)], key: &str) -> Option<u64> {
     list.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
-/// `mkdir -p`, appending to `made` each directory this call created (parents first).
+/// `mkdir -p`, appending to `made` each directory this call created (parents first). A
+/// parent removed meanwhile by the `delete` of another container is made again.
 pub fn mkdir_all(dir: &Path, made: &mut Vec<PathBuf>) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut p = dir;
-    while !p.exists() {
-        missing.push(p.to_path_buf());
-        p = match p.parent() {
-            Some(q) => q,
-            None => break,
-        };
-    }
-    for d in missing.into_iter().rev() {
-        match std::fs::create_dir(&d) {
-            Ok(()) => made.push(d),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).with_ctx(|| format!("mkdir {}", d.display())),
+    let mut tries = 0;
+    loop {
+        let mut missing = Vec::new();
+        let mut p = dir;
+        while !p.exists() {
+            missing.push(p.to_path_buf());
+            p = match p.parent() {
+                Some(q) => q,
+                None => break,
+            };
         }
+        let mut vanished = false;
+        for d in missing.into_iter().rev() {
+            match std::fs::create_dir(&d) {
+                Ok(()) => made.push(d),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 10 => {
+                    vanished = true;
+                    break;
+                }
+                Err(e) => return Err(e).with_ctx(|| format!("mkdir {}", d.display())),
+            }
+        }
+        if !vanished {
+            return Ok(());
+        }
+        tries += 1;
     }
-    Ok(())
 }
 
 /// Pids listed in `dir/cgroup.procs` and in every cgroup below it.

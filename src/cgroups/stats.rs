@@ -166,8 +166,10 @@ impl OomWatch {
     /// After the fd polled readable: drain it; true when an OOM happened.
     pub fn fired(&mut self) -> bool {
         let mut buf = [0u8; 4096];
-        let mut f = std::fs::File::from(self.fd.try_clone().expect("dup"));
-        let n = f.read(&mut buf).unwrap_or(0);
+        let n = match self.fd.try_clone() {
+            Ok(fd) => std::fs::File::from(fd).read(&mut buf).unwrap_or(0),
+            Err(_) => 0,
+        };
         match &mut self.events {
             None => n == 8,
             Some((path, last)) => {

@@ -347,13 +347,20 @@ pub fn apply_devices(hs: &[Hierarchy], dirs: &[PathBuf], rules: &[Rule]) -> Resu
 }
 
 impl Driver for V1 {
-    fn prepare(&self, made: &[PathBuf]) -> Result<()> {
-        // A new cpuset cgroup has no cpus and no mems, and no task may join it: give each
-        // level made here its parent's.
-        let Some(leaf) = self.dir("cpuset") else {
+    fn prepare(&self, _made: &[PathBuf]) -> Result<()> {
+        // A new cpuset cgroup has no cpus and no mems, and no task may join it: each level
+        // from the hierarchy's root down to the leaf that is still empty gets its parent's
+        // (every level, not only those made here: another create may not have filled a
+        // shared parent yet).
+        let Some((h, leaf)) = self.cgs.iter().find(|(h, _)| h.has("cpuset")) else {
             return Ok(());
         };
-        for d in made.iter().filter(|d| leaf.starts_with(d)) {
+        let mut levels: Vec<&Path> = leaf
+            .ancestors()
+            .take_while(|p| p.starts_with(&h.mount) && *p != h.mount)
+            .collect();
+        levels.reverse();
+        for d in levels {
             let parent = d.parent().unwrap_or(d);
             for file in ["cpuset.cpus", "cpuset.mems"] {
                 if fs::read(d, file)?.is_empty() {
