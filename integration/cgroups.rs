@@ -275,6 +275,15 @@ fn update_changes_limits_and_is_felt_inside() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(read(cg_dir(&id, "pids").join("pids.max")), "50");
+    // and from inside, through the container's own /sys/fs/cgroup (a cgroup namespace).
+    let inside = if v2() {
+        "/sys/fs/cgroup/pids.max"
+    } else {
+        "/sys/fs/cgroup/pids/pids.max"
+    };
+    let seen = t.berth(&["exec", &id, "cat", inside]);
+    seen.ok();
+    assert_eq!(seen.stdout.trim(), "50", "{seen}");
     // the flags, with memory units
     t.berth(&[
         "update",

@@ -25,6 +25,7 @@
 pub mod devices;
 mod ebpf;
 mod fs;
+pub mod oom;
 mod path;
 pub mod stats;
 mod v1;
@@ -166,8 +167,8 @@ impl Apply<'_> {
 
 /// The operations that differ between v1 and v2.
 pub trait Driver {
-    /// Prepare directories `create` just made (v1: cpuset inheritance; v2: delegation).
-    fn prepare(&self, made: &[PathBuf]) -> Result<()>;
+    /// Make the directories usable (v1: cpuset inheritance; v2: controller delegation).
+    fn prepare(&self) -> Result<()>;
     fn add_pid(&self, pid: i32) -> Result<()>;
     fn apply(&self, r: &LinuxResources, how: Apply) -> Result<()>;
     /// Freeze or thaw, returning once the kernel says it is done.
@@ -178,7 +179,7 @@ pub trait Driver {
     /// runc's `events --stats` data object.
     fn stats(&self) -> Result<serde_json::Value>;
     /// A watch that becomes readable on an OOM event, and the count of OOM kills so far.
-    fn oom_watch(&self) -> Result<stats::OomWatch>;
+    fn oom_watch(&self) -> Result<oom::OomWatch>;
     /// v2: an fd of the directory, for `clone3(CLONE_INTO_CGROUP)`.
     fn clone_fd(&self) -> Result<Option<OwnedFd>>;
 }
@@ -222,7 +223,7 @@ pub fn create(spec: &Spec, id: &str) -> Result<Cgroup> {
         for d in cg.record.dirs.clone() {
             fs::mkdir_all(&d, &mut cg.record.made).ctx("config.json linux.cgroupsPath")?;
         }
-        cg.driver.prepare(&cg.record.made)?;
+        cg.driver.prepare()?;
         let fresh = cg.record.dirs.iter().all(|d| cg.record.made.contains(d));
         let how = Apply {
             origin: "config.json linux.resources",
@@ -233,7 +234,7 @@ pub fn create(spec: &Spec, id: &str) -> Result<Cgroup> {
         let res = linux.and_then(|l| l.resources().as_ref()).unwrap_or(&empty);
         let extra = devices::from_linux_devices(linux.and_then(|l| l.devices().as_deref()));
         cg.driver.apply(res, how)?;
-        apply_devices(&*cg.driver, mode, res, &extra, &cg.record.dirs)
+        apply_devices(mode, res, &extra, &cg.record.dirs)
     })();
     match r {
         Ok(()) => Ok(cg),
@@ -244,14 +245,14 @@ pub fn create(spec: &Spec, id: &str) -> Result<Cgroup> {
     }
 }
 
+/// The device rules (v1: devices.allow/deny writes; v2: the eBPF program), at create only:
+/// as runc, `update` leaves them.
 fn apply_devices(
-    d: &dyn Driver,
     mode: &Mode,
     r: &LinuxResources,
     extra: &[devices::Rule],
     dirs: &[PathBuf],
 ) -> Result<()> {
-    let _ = d;
     let rules = devices::rules(r.devices().as_deref(), extra)?;
     match mode {
         Mode::V2 => {

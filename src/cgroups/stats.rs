@@ -1,12 +1,11 @@
-//! `events`: runc's stats JSON (types/events.go), and the OOM watch.
+//! `events --stats`: runc's stats JSON (types/events.go), from v1 or v2 files.
 
-use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::error::{Context, Result};
+use super::fs::{self, keyed, read_keyed, read_u64};
+use super::v1::V1;
 
 /// The stats object with every section runc prints.
 pub fn empty() -> Value {
@@ -109,77 +108,150 @@ pub fn io_stat_v2(text: &str) -> (Vec<Value>, Vec<Value>) {
     (bytes, ios)
 }
 
-/// Something to poll for OOM events: an eventfd on v1 (memory.oom_control), an inotify
-/// watch of memory.events on v2.
-pub struct OomWatch {
-    fd: OwnedFd,
-    /// v1: the memory.oom_control the eventfd is registered for (kept open).
-    _oom_control: Option<std::fs::File>,
-    /// v2: memory.events and the oom_kill count last seen.
-    events: Option<(PathBuf, u64)>,
-}
-
-fn oom_kills(events: &Path) -> u64 {
-    std::fs::read_to_string(events)
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-impl OomWatch {
-    pub fn eventfd(fd: OwnedFd, oom_control: std::fs::File) -> OomWatch {
-        OomWatch {
-            fd,
-            _oom_control: Some(oom_control),
-            events: None,
-        }
+/// runc's stats from the v1 hierarchies.
+pub fn v1(v: &V1) -> Value {
+    let mut s = empty();
+    if let Some(d) = v.dir("cpuacct") {
+        let tick = ns_per_tick();
+        let st = read_keyed(d, "cpuacct.stat");
+        s["cpu"]["usage"] = json!({
+            "total": read_u64(d, "cpuacct.usage").unwrap_or(0),
+            "percpu": fs::read(d, "cpuacct.usage_percpu").unwrap_or_default()
+                .split_whitespace().filter_map(|v| v.parse::<u64>().ok()).collect::<Vec<_>>(),
+            "kernel": keyed(&st, "system").unwrap_or(0) * tick,
+            "user": keyed(&st, "user").unwrap_or(0) * tick,
+        });
     }
-
-    pub fn inotify(events: &Path) -> Result<OomWatch> {
-        // SAFETY: inotify_init1 with flags only.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if fd < 0 {
-            return Err(nix::errno::Errno::last()).ctx("inotify_init1");
-        }
-        // SAFETY: the kernel just returned this fd.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let p = std::ffi::CString::new(events.as_os_str().as_encoded_bytes())
-            .map_err(|_| crate::err!("NUL in path"))?;
-        // SAFETY: a NUL-terminated path that outlives the call, on our inotify fd.
-        let w = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), p.as_ptr(), libc::IN_MODIFY) };
-        if w < 0 {
-            return Err(nix::errno::Errno::last())
-                .with_ctx(|| format!("inotify_add_watch {}", events.display()));
-        }
-        Ok(OomWatch {
-            fd,
-            _oom_control: None,
-            events: Some((events.to_path_buf(), oom_kills(events))),
-        })
+    if let Some(d) = v.dir("cpu") {
+        let st = read_keyed(d, "cpu.stat");
+        s["cpu"]["throttling"] = json!({
+            "periods": keyed(&st, "nr_periods").unwrap_or(0),
+            "throttled_periods": keyed(&st, "nr_throttled").unwrap_or(0),
+            "throttled_time": keyed(&st, "throttled_time").unwrap_or(0),
+        });
     }
-
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// After the fd polled readable: drain it; true when an OOM happened.
-    pub fn fired(&mut self) -> bool {
-        let mut buf = [0u8; 4096];
-        let n = match self.fd.try_clone() {
-            Ok(fd) => std::fs::File::from(fd).read(&mut buf).unwrap_or(0),
-            Err(_) => 0,
+    if let Some(d) = v.dir("memory") {
+        let entry = |p: &str| {
+            json!({
+                "limit": read_u64(d, &format!("{p}limit_in_bytes")).unwrap_or(0),
+                "usage": read_u64(d, &format!("{p}usage_in_bytes")).unwrap_or(0),
+                "max": read_u64(d, &format!("{p}max_usage_in_bytes")).unwrap_or(0),
+                "failcnt": read_u64(d, &format!("{p}failcnt")).unwrap_or(0),
+            })
         };
-        match &mut self.events {
-            None => n == 8,
-            Some((path, last)) => {
-                let now = oom_kills(path);
-                let hit = now > *last;
-                *last = now;
-                hit
+        let raw: serde_json::Map<String, Value> = read_keyed(d, "memory.stat")
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        s["memory"] = json!({
+            "cache": raw.get("cache").cloned().unwrap_or(json!(0)),
+            "usage": entry("memory."),
+            "swap": entry("memory.memsw."),
+            "kernel": entry("memory.kmem."),
+            "kernelTCP": entry("memory.kmem.tcp."),
+            "raw": raw,
+        });
+    }
+    if let Some(d) = v.dir("pids") {
+        s["pids"] = json!({
+            "current": read_u64(d, "pids.current").unwrap_or(0),
+            "limit": read_u64(d, "pids.max").unwrap_or(0),
+        });
+    }
+    if let Some(d) = v.dir("blkio") {
+        let mut blkio = serde_json::Map::new();
+        for (key, file, alt) in [
+            (
+                "ioServiceBytesRecursive",
+                "blkio.io_service_bytes_recursive",
+                "blkio.throttle.io_service_bytes_recursive",
+            ),
+            (
+                "ioServicedRecursive",
+                "blkio.io_serviced_recursive",
+                "blkio.throttle.io_serviced_recursive",
+            ),
+        ] {
+            let text = fs::read(d, file)
+                .or_else(|_| fs::read(d, alt))
+                .unwrap_or_default();
+            let list = blkio_v1(&text);
+            if !list.is_empty() {
+                blkio.insert(key.into(), json!(list));
+            }
+        }
+        s["blkio"] = Value::Object(blkio);
+    }
+    if let Some(d) = v.dir("hugetlb") {
+        for size in hugepage_sizes() {
+            let p = format!("hugetlb.{size}.");
+            if let Some(u) = read_u64(d, &format!("{p}usage_in_bytes")) {
+                s["hugetlb"][&size] = json!({
+                    "usage": u,
+                    "max": read_u64(d, &format!("{p}max_usage_in_bytes")).unwrap_or(0),
+                    "failcnt": read_u64(d, &format!("{p}failcnt")).unwrap_or(0),
+                });
             }
         }
     }
+    s
+}
+
+/// runc's stats from a v2 cgroup, in v1's terms as runc gives them.
+pub fn v2(d: &Path) -> Value {
+    let mut s = empty();
+    let cpu = read_keyed(d, "cpu.stat");
+    let us = |k: &str| keyed(&cpu, k).unwrap_or(0) * 1000;
+    s["cpu"] = json!({
+        "usage": { "total": us("usage_usec"), "kernel": us("system_usec"), "user": us("user_usec") },
+        "throttling": {
+            "periods": keyed(&cpu, "nr_periods").unwrap_or(0),
+            "throttled_periods": keyed(&cpu, "nr_throttled").unwrap_or(0),
+            "throttled_time": us("throttled_usec"),
+        }
+    });
+    let raw: serde_json::Map<String, Value> = read_keyed(d, "memory.stat")
+        .into_iter()
+        .map(|(k, v)| (k, json!(v)))
+        .collect();
+    let max = |f: &str| read_u64(d, f).unwrap_or(u64::MAX);
+    let events = read_keyed(d, "memory.events");
+    let usage = read_u64(d, "memory.current").unwrap_or(0);
+    let swap = read_u64(d, "memory.swap.current").unwrap_or(0);
+    s["memory"] = json!({
+        "cache": raw.get("file").cloned().unwrap_or(json!(0)),
+        "usage": {
+            "limit": max("memory.max"),
+            "usage": usage,
+            "max": read_u64(d, "memory.peak").unwrap_or(0),
+            "failcnt": keyed(&events, "max").unwrap_or(0),
+        },
+        // As runc: v1's memory+swap view.
+        "swap": { "limit": max("memory.swap.max"), "usage": usage + swap, "failcnt": 0 },
+        "raw": raw,
+    });
+    s["pids"] = json!({
+        "current": read_u64(d, "pids.current").unwrap_or(0),
+        "limit": read_u64(d, "pids.max").unwrap_or(0),
+    });
+    let (bytes, ios) = io_stat_v2(&fs::read(d, "io.stat").unwrap_or_default());
+    let mut blkio = serde_json::Map::new();
+    if !bytes.is_empty() {
+        blkio.insert("ioServiceBytesRecursive".into(), json!(bytes));
+        blkio.insert("ioServicedRecursive".into(), json!(ios));
+    }
+    s["blkio"] = Value::Object(blkio);
+    for size in hugepage_sizes() {
+        if let Some(u) = read_u64(d, &format!("hugetlb.{size}.current")) {
+            let ev = read_keyed(d, &format!("hugetlb.{size}.events"));
+            s["hugetlb"][&size] = json!({
+                "usage": u,
+                "max": read_u64(d, &format!("hugetlb.{size}.max")).unwrap_or(0),
+                "failcnt": keyed(&ev, "max").unwrap_or(0),
+            });
+        }
+    }
+    s
 }
 
 #[cfg(test)]

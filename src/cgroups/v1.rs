@@ -1,17 +1,18 @@
 //! The v1 driver (pure v1 and hybrid hosts): one directory per mounted hierarchy; each
 //! resource is written in the hierarchy of its controller.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::fs::{self, keyed, read_keyed, read_u64, write};
-use super::stats::{self, OomWatch};
+use super::fs::{self, read_u64, write};
+use super::oom::OomWatch;
+use super::stats;
 use super::{Apply, Driver, Hierarchy, ROOT, devices::Rule};
 use crate::err;
-use crate::error::{Context, Result};
+use crate::error::Result;
 
 pub struct V1 {
     cgs: Vec<(Hierarchy, PathBuf)>,
@@ -29,7 +30,8 @@ impl V1 {
         V1 { cgs }
     }
 
-    fn dir(&self, ctrl: &str) -> Option<&Path> {
+    /// The directory in the hierarchy of `ctrl`, if one is mounted.
+    pub(super) fn dir(&self, ctrl: &str) -> Option<&Path> {
         self.cgs
             .iter()
             .find(|(h, _)| h.has(ctrl))
@@ -347,7 +349,7 @@ pub fn apply_devices(hs: &[Hierarchy], dirs: &[PathBuf], rules: &[Rule]) -> Resu
 }
 
 impl Driver for V1 {
-    fn prepare(&self, _made: &[PathBuf]) -> Result<()> {
+    fn prepare(&self) -> Result<()> {
         // A new cpuset cgroup has no cpus and no mems, and no task may join it: each level
         // from the hierarchy's root down to the leaf that is still empty gets its parent's
         // (every level, not only those made here: another create may not have filled a
@@ -434,112 +436,11 @@ impl Driver for V1 {
     }
 
     fn stats(&self) -> Result<Value> {
-        let mut s = stats::empty();
-        if let Some(d) = self.dir("cpuacct") {
-            let tick = stats::ns_per_tick();
-            let st = read_keyed(d, "cpuacct.stat");
-            s["cpu"]["usage"] = json!({
-                "total": read_u64(d, "cpuacct.usage").unwrap_or(0),
-                "percpu": fs::read(d, "cpuacct.usage_percpu").unwrap_or_default()
-                    .split_whitespace().filter_map(|v| v.parse::<u64>().ok()).collect::<Vec<_>>(),
-                "kernel": keyed(&st, "system").unwrap_or(0) * tick,
-                "user": keyed(&st, "user").unwrap_or(0) * tick,
-            });
-        }
-        if let Some(d) = self.dir("cpu") {
-            let st = read_keyed(d, "cpu.stat");
-            s["cpu"]["throttling"] = json!({
-                "periods": keyed(&st, "nr_periods").unwrap_or(0),
-                "throttled_periods": keyed(&st, "nr_throttled").unwrap_or(0),
-                "throttled_time": keyed(&st, "throttled_time").unwrap_or(0),
-            });
-        }
-        if let Some(d) = self.dir("memory") {
-            let entry = |p: &str| {
-                json!({
-                    "limit": read_u64(d, &format!("{p}limit_in_bytes")).unwrap_or(0),
-                    "usage": read_u64(d, &format!("{p}usage_in_bytes")).unwrap_or(0),
-                    "max": read_u64(d, &format!("{p}max_usage_in_bytes")).unwrap_or(0),
-                    "failcnt": read_u64(d, &format!("{p}failcnt")).unwrap_or(0),
-                })
-            };
-            let raw: serde_json::Map<String, Value> = read_keyed(d, "memory.stat")
-                .into_iter()
-                .map(|(k, v)| (k, json!(v)))
-                .collect();
-            s["memory"] = json!({
-                "cache": raw.get("cache").cloned().unwrap_or(json!(0)),
-                "usage": entry("memory."),
-                "swap": entry("memory.memsw."),
-                "kernel": entry("memory.kmem."),
-                "kernelTCP": entry("memory.kmem.tcp."),
-                "raw": raw,
-            });
-        }
-        if let Some(d) = self.dir("pids") {
-            s["pids"] = json!({
-                "current": read_u64(d, "pids.current").unwrap_or(0),
-                "limit": read_u64(d, "pids.max").unwrap_or(0),
-            });
-        }
-        if let Some(d) = self.dir("blkio") {
-            let mut blkio = serde_json::Map::new();
-            for (key, file, alt) in [
-                (
-                    "ioServiceBytesRecursive",
-                    "blkio.io_service_bytes_recursive",
-                    "blkio.throttle.io_service_bytes_recursive",
-                ),
-                (
-                    "ioServicedRecursive",
-                    "blkio.io_serviced_recursive",
-                    "blkio.throttle.io_serviced_recursive",
-                ),
-            ] {
-                let text = fs::read(d, file)
-                    .or_else(|_| fs::read(d, alt))
-                    .unwrap_or_default();
-                let list = stats::blkio_v1(&text);
-                if !list.is_empty() {
-                    blkio.insert(key.into(), json!(list));
-                }
-            }
-            s["blkio"] = Value::Object(blkio);
-        }
-        if let Some(d) = self.dir("hugetlb") {
-            for size in stats::hugepage_sizes() {
-                let p = format!("hugetlb.{size}.");
-                if let Some(u) = read_u64(d, &format!("{p}usage_in_bytes")) {
-                    s["hugetlb"][&size] = json!({
-                        "usage": u,
-                        "max": read_u64(d, &format!("{p}max_usage_in_bytes")).unwrap_or(0),
-                        "failcnt": read_u64(d, &format!("{p}failcnt")).unwrap_or(0),
-                    });
-                }
-            }
-        }
-        Ok(s)
+        Ok(stats::v1(self))
     }
 
     fn oom_watch(&self) -> Result<OomWatch> {
-        let dir = self.need("memory", "events", "memory.oom_control")?;
-        // SAFETY: eventfd with flags only; the returned fd is ours.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(nix::errno::Errno::last()).ctx("eventfd");
-        }
-        // SAFETY: eventfd just returned this fd.
-        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
-        let oc = std::fs::File::open(dir.join("memory.oom_control"))
-            .with_ctx(|| format!("open {}/memory.oom_control", dir.display()))?;
-        let line = format!("{} {}", efd.as_raw_fd(), oc.as_raw_fd());
-        write(
-            dir,
-            "cgroup.event_control",
-            &line,
-            "events: register for OOM",
-        )?;
-        Ok(OomWatch::eventfd(efd, oc))
+        OomWatch::v1(self.need("memory", "events", "memory.oom_control")?)
     }
 
     fn clone_fd(&self) -> Result<Option<OwnedFd>> {

@@ -8,10 +8,11 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxRdma, LinuxResources};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::fs::{self, keyed, read_keyed, read_u64, write};
-use super::stats::{self, OomWatch};
+use super::oom::OomWatch;
+use super::stats;
 use super::{Apply, Driver, ROOT};
 use crate::err;
 use crate::error::{Context, Result};
@@ -295,7 +296,7 @@ impl V2 {
 }
 
 impl Driver for V2 {
-    fn prepare(&self, _made: &[PathBuf]) -> Result<()> {
+    fn prepare(&self) -> Result<()> {
         // Delegate every controller a level has to the level below, from just under the
         // root (the root's own delegation is the init system's) down to the leaf's parent.
         let root = Path::new(ROOT);
@@ -419,64 +420,11 @@ impl Driver for V2 {
     }
 
     fn stats(&self) -> Result<Value> {
-        let d = &self.dir;
-        let mut s = stats::empty();
-        let cpu = read_keyed(d, "cpu.stat");
-        let us = |k: &str| keyed(&cpu, k).unwrap_or(0) * 1000;
-        s["cpu"] = json!({
-            "usage": { "total": us("usage_usec"), "kernel": us("system_usec"), "user": us("user_usec") },
-            "throttling": {
-                "periods": keyed(&cpu, "nr_periods").unwrap_or(0),
-                "throttled_periods": keyed(&cpu, "nr_throttled").unwrap_or(0),
-                "throttled_time": us("throttled_usec"),
-            }
-        });
-        let raw: serde_json::Map<String, Value> = read_keyed(d, "memory.stat")
-            .into_iter()
-            .map(|(k, v)| (k, json!(v)))
-            .collect();
-        let max = |f: &str| read_u64(d, f).unwrap_or(u64::MAX);
-        let events = read_keyed(d, "memory.events");
-        let usage = read_u64(d, "memory.current").unwrap_or(0);
-        let swap = read_u64(d, "memory.swap.current").unwrap_or(0);
-        s["memory"] = json!({
-            "cache": raw.get("file").cloned().unwrap_or(json!(0)),
-            "usage": {
-                "limit": max("memory.max"),
-                "usage": usage,
-                "max": read_u64(d, "memory.peak").unwrap_or(0),
-                "failcnt": keyed(&events, "max").unwrap_or(0),
-            },
-            // As runc: v1's memory+swap view.
-            "swap": { "limit": max("memory.swap.max"), "usage": usage + swap, "failcnt": 0 },
-            "raw": raw,
-        });
-        s["pids"] = json!({
-            "current": read_u64(d, "pids.current").unwrap_or(0),
-            "limit": read_u64(d, "pids.max").unwrap_or(0),
-        });
-        let (bytes, ios) = stats::io_stat_v2(&fs::read(d, "io.stat").unwrap_or_default());
-        let mut blkio = serde_json::Map::new();
-        if !bytes.is_empty() {
-            blkio.insert("ioServiceBytesRecursive".into(), json!(bytes));
-            blkio.insert("ioServicedRecursive".into(), json!(ios));
-        }
-        s["blkio"] = Value::Object(blkio);
-        for size in stats::hugepage_sizes() {
-            if let Some(u) = read_u64(d, &format!("hugetlb.{size}.current")) {
-                let ev = read_keyed(d, &format!("hugetlb.{size}.events"));
-                s["hugetlb"][&size] = json!({
-                    "usage": u,
-                    "max": read_u64(d, &format!("hugetlb.{size}.max")).unwrap_or(0),
-                    "failcnt": keyed(&ev, "max").unwrap_or(0),
-                });
-            }
-        }
-        Ok(s)
+        Ok(stats::v2(&self.dir))
     }
 
     fn oom_watch(&self) -> Result<OomWatch> {
-        OomWatch::inotify(&self.dir.join("memory.events"))
+        OomWatch::v2(&self.dir.join("memory.events"))
     }
 
     fn clone_fd(&self) -> Result<Option<OwnedFd>> {
@@ -501,6 +449,7 @@ impl Driver for V2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn runc_conversions() {
