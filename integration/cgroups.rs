@@ -539,6 +539,8 @@ fn delete_force_kills_leftovers_and_removes_the_cgroup() {
         pids.len() == 3
     }));
     assert!(!cgroups_named(&id).is_empty());
+    // A cgroup the container made below its own goes too.
+    fs::create_dir(cg_dir(&id, "pids").join("nested")).unwrap();
     t.berth(&["delete", "--force", &id]).ok();
     assert!(
         pids.iter().all(|p| !alive(*p)),

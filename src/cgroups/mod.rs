@@ -289,12 +289,18 @@ impl Cgroup {
     }
 
     /// Signal every process of the cgroup, frozen meanwhile so none can fork past it.
-    /// Leaves the cgroup frozen or thawed as it found it.
+    /// Leaves the cgroup frozen or thawed as it found it. Without a freezer (a v1 host that
+    /// does not mount one) the signal is sent unfrozen.
     pub fn signal_all(&self, sig: i32) -> Result<()> {
         let was = self.driver.frozen();
-        if !was {
-            self.driver.set_frozen(true)?;
-        }
+        let froze = !was
+            && match self.driver.set_frozen(true) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("signal without freezing: {e}");
+                    false
+                }
+            };
         let r = self.driver.pids().map(|pids| {
             for pid in pids {
                 // SAFETY: kill(2) on a pid read from the cgroup just now, while it is frozen
@@ -303,15 +309,22 @@ impl Cgroup {
             }
         });
         // SIGKILL is acted on when the processes run again.
-        if !was || sig == libc::SIGKILL {
+        if froze || (was && sig == libc::SIGKILL) {
             self.driver.set_frozen(false)?;
         }
         r
     }
 
-    /// SIGKILL whatever is left, wait until the cgroup is empty, remove what create made.
+    /// Whether `create` made the container's own directory (not only its parents): a cgroup
+    /// it did not make (a pod's, shared) is not its to empty or remove.
+    fn own(&self) -> bool {
+        self.record.dirs.iter().any(|d| self.record.made.contains(d))
+    }
+
+    /// SIGKILL whatever is left, wait until the cgroup is empty, remove what create made
+    /// (with any cgroups the container made below its own).
     pub fn destroy(&self) -> Result<()> {
-        if !self.exists() {
+        if !self.exists() || !self.own() {
             return Ok(());
         }
         if !self.driver.pids()?.is_empty() {
@@ -339,15 +352,35 @@ impl Cgroup {
     /// rmdir what create made, deepest first; a parent another container uses stays.
     fn remove_dirs(&self) {
         for d in self.record.made.iter().rev() {
-            // A just-emptied cgroup can be briefly busy while the last task is released.
-            for _ in 0..100 {
-                match std::fs::remove_dir(d) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        std::thread::sleep(Duration::from_millis(2))
-                    }
-                    _ => break,
-                }
+            if self.record.dirs.contains(d) {
+                remove_below(d);
             }
+            rmdir(d);
+        }
+    }
+}
+
+/// rmdir every cgroup below `dir` (a container may make its own), deepest first.
+fn remove_below(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_below(&e.path());
+            rmdir(&e.path());
+        }
+    }
+}
+
+fn rmdir(d: &Path) {
+    // A just-emptied cgroup can be briefly busy while the last task is released.
+    for _ in 0..100 {
+        match std::fs::remove_dir(d) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            _ => break,
         }
     }
 }
