@@ -318,7 +318,10 @@ impl Cgroup {
     /// Whether `create` made the container's own directory (not only its parents): a cgroup
     /// it did not make (a pod's, shared) is not its to empty or remove.
     fn own(&self) -> bool {
-        self.record.dirs.iter().any(|d| self.record.made.contains(d))
+        self.record
+            .dirs
+            .iter()
+            .any(|d| self.record.made.contains(d))
     }
 
     /// SIGKILL whatever is left, wait until the cgroup is empty, remove what create made
@@ -418,15 +421,11 @@ pub fn is_paused(st: &State) -> bool {
     matches!(of(st), Ok(Some(cg)) if cg.driver.frozen())
 }
 
-/// The host's cgroup facts for `features`.
+/// For `features`: berth drives v1 (and hybrid) and v2 hosts alike, and rdma; it has no
+/// systemd driver (`--systemd-cgroup` only maps the path, see [`path`]).
 pub fn features() -> serde_json::Value {
-    let (v1, v2) = match mode() {
-        Ok(Mode::V2) => (false, true),
-        Ok(Mode::V1(h)) => (true, h.iter().any(|h| h.v2)),
-        Err(_) => (false, false),
-    };
     serde_json::json!({
-        "v1": v1, "v2": v2, "systemd": false, "systemdUser": false, "rdma": true
+        "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true
     })
 }
 
