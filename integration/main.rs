@@ -15,10 +15,13 @@ mod common;
 
 mod cgroups;
 mod errors;
+mod exec;
+mod hooks;
 mod inside;
 mod lifecycle;
 mod logging;
 mod mounts;
+mod process;
 mod rootfs_hostile;
 mod rootfs_mounts;
 mod rootfs_propagation;

@@ -393,3 +393,38 @@ fn symlinked_destinations_cannot_reach_the_host_mount_table_in_a_user_namespace(
     assert_eq!(out.stdout.lines().last(), Some("1"), "no /sys mount\n{out}");
     watch.check(&out);
 }
+
+#[test]
+fn mounts_inside_proc_are_refused() {
+    let Some(t) = Env::new("hostile_proc_mounts") else {
+        return;
+    };
+    let src = t.dir.join("fake-cpuinfo");
+    fs::write(&src, "fake cpuinfo\n").unwrap();
+    // Allowed: proc itself, and the files lxcfs emulates.
+    let out = t.run_sh("cat /proc/cpuinfo", |c| {
+        add_mount(c, mount("/proc/cpuinfo", "bind", &src, &["bind", "ro"]));
+    });
+    out.ok();
+    assert_eq!(out.stdout, "fake cpuinfo\n", "{out}");
+    // Refused: anything else below /proc, also when a symlink of the image leads there.
+    let cases: [(&str, Option<(&str, &str)>); 3] = [
+        ("/proc/sys/kernel", None),
+        ("/proc/self/attr", None),
+        ("/evil/sys", Some(("evil", "/proc"))),
+    ];
+    for (dest, link) in cases {
+        let b = t.bundle_own_rootfs(
+            |r| {
+                if let Some((name, target)) = link {
+                    symlink(target, r.join(name)).unwrap();
+                }
+            },
+            |c| add_mount(c, mount(dest, "tmpfs", "tmpfs", &["size=64k"])),
+        );
+        let id = t.id("procmnt");
+        let out = t.leaves_nothing(&id, || t.run(&b, &id));
+        out.fails_with(&format!("config.json mounts[7] ({dest})"));
+        out.fails_with("is inside /proc");
+    }
+}

@@ -37,6 +37,7 @@ const NOT_CONTROLLERS: &[&str] = &[
 /// `in_cgroupns`: the init is in a cgroup namespace of the container's (new or joined).
 pub fn mount(root: &Root, dest: &Path, o: &MountOptions, in_cgroupns: bool) -> Result<()> {
     let target = root.mount_point(dest, Kind::Dir, "a cgroup filesystem")?;
+    super::mounts::not_inside_proc(root, &target, "cgroup")?;
     let proc = HostProc::open()?;
     let hierarchies = host_hierarchies(&proc.read("self/mountinfo")?);
     let own = proc.read("self/cgroup")?;

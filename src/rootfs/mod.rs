@@ -13,6 +13,8 @@
 //! Every path inside the root goes through [`path::Root`]; every mount is made detached and
 //! attached by fd ([`mountapi`]).
 
+#[cfg(test)]
+mod bench;
 mod cgroupfs;
 pub mod console;
 mod copyup;
@@ -73,6 +75,24 @@ pub fn prepare(s: &mut Setup) -> Result<Option<console::Console>> {
         }
         return chroot_only(s).map(|()| None);
     }
+    let (root, console) = build(s)?;
+    (s.before_pivot)()?;
+
+    propagation::before_pivot(s.spec)?;
+    if s.no_pivot {
+        move_root(&root)?;
+    } else {
+        pivot(&root)?;
+    }
+    drop(root);
+
+    propagation::after_pivot(s.spec)?;
+    Ok(console)
+}
+
+/// Steps 1 to 5: everything before pivot_root. The rootfs mount (as a [`Root`]) and the
+/// terminal are returned.
+fn build(s: &Setup) -> Result<(Root, Option<console::Console>)> {
     propagation::before_mounts(s.spec, s.rootfs)?;
     let root = bind_rootfs(s.rootfs)?;
     label::note(s.spec);
@@ -97,21 +117,12 @@ pub fn prepare(s: &mut Setup) -> Result<Option<console::Console>> {
 
     if let Some(linux) = s.spec.linux() {
         let masked = linux.masked_paths().as_deref().unwrap_or_default();
-        let null = if masked.is_empty() {
-            None
-        } else {
-            Some(hide::host_dev_null()?)
-        };
-        for (i, p) in linux
-            .masked_paths()
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let null = null.as_ref().expect("opened when there are masked paths");
-            hide::mask(&root, Path::new(p), null)
-                .with_ctx(|| format!("config.json linux.maskedPaths[{i}] ({p})"))?;
+        if !masked.is_empty() {
+            let null = hide::host_dev_null()?;
+            for (i, p) in masked.iter().enumerate() {
+                hide::mask(&root, Path::new(p), &null)
+                    .with_ctx(|| format!("config.json linux.maskedPaths[{i}] ({p})"))?;
+            }
         }
         for (i, p) in linux
             .readonly_paths()
@@ -138,18 +149,7 @@ pub fn prepare(s: &mut Setup) -> Result<Option<console::Console>> {
         mountapi::setattr(root.fd(), false, &ro)
             .ctx("config.json root.readonly: make the root mount read-only")?;
     }
-    (s.before_pivot)()?;
-
-    propagation::before_pivot(s.spec)?;
-    if s.no_pivot {
-        move_root(&root)?;
-    } else {
-        pivot(&root)?;
-    }
-    drop(root);
-
-    propagation::after_pivot(s.spec)?;
-    Ok(console)
+    Ok((root, console))
 }
 
 fn opts(m: &oci_spec::runtime::Mount) -> &[String] {

@@ -11,13 +11,14 @@
 //! 4. the mount is attached on that fd (`move_mount`), and its propagation set through
 //!    the mount's own fd.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::MsFlags;
 use nix::sys::stat::{SFlag, fstat};
+use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use super::mountapi::{self, FsContext, MountAttr, attr};
@@ -84,6 +85,7 @@ pub fn entry(root: &Root, s: &Setup, index: usize, m: &Mount) -> Result<()> {
     } else {
         new_filesystem(root, s, m, typ, o.clone())?
     };
+    not_inside_proc(root, &target, typ)?;
     mountapi::setattr(mnt.as_fd(), true, &o.recursive_attr())
         .ctx("set the recursive mount attributes")?;
     mountapi::move_mount(mnt.as_fd(), target.as_fd())
@@ -185,6 +187,49 @@ fn new_filesystem(
         copyup::copy(&target, &mnt).ctx("tmpcopyup: copy what the image has there")?;
     }
     Ok((mnt, target))
+}
+
+/// Files below /proc that a mount may cover: what lxcfs emulates, as runc allows.
+const PROC_ALLOWED: &[&str] = &[
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "proc/loadavg",
+    "proc/slabinfo",
+    "proc/net/dev",
+    "proc/sys/kernel/ns_last_pid",
+];
+
+/// Refuse a mount whose target, once resolved, is inside the container's procfs (but
+/// for the few files lxcfs emulates). A volume or an image symlink that puts a mount
+/// over `/proc/self/attr` or `/proc/sys` would redirect the LSM label or sysctl writes
+/// made there, or hide them: CVE-2019-16884, and its regression through symlinks,
+/// CVE-2023-27561. The target is judged by where it really is (its filesystem), not by
+/// the destination string, so a symlink to /proc does not get around the check.
+pub(super) fn not_inside_proc(root: &Root, target: &OwnedFd, typ: &str) -> Result<()> {
+    let st = fstatfs(target.as_fd()).ctx("statfs the mount point")?;
+    if st.filesystem_type() != PROC_SUPER_MAGIC {
+        return Ok(());
+    }
+    let own = |fd: BorrowedFd| std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    let (Ok(at), Ok(top)) = (own(target.as_fd()), own(root.fd())) else {
+        return Err(err!(
+            "the mount point is inside /proc, and where could not be read"
+        ));
+    };
+    let rel = at.strip_prefix(&top).unwrap_or(&at);
+    if (rel == Path::new("proc") && typ == "proc")
+        || PROC_ALLOWED.iter().any(|p| rel == Path::new(p))
+    {
+        return Ok(());
+    }
+    Err(err!(
+        "the mount point /{} is inside /proc: only proc itself, and the files lxcfs emulates, may be mounted there",
+        rel.display()
+    ))
 }
 
 /// Open `dest` as a directory reached without any symlink, making it when missing.

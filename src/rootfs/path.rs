@@ -129,11 +129,31 @@ impl Root {
 
     fn mkdir_all_depth(&self, path: &Path, mode: u32, links_left: u32) -> Result<OwnedFd> {
         let rel = relative(path);
+        let dir = OFlag::O_PATH | OFlag::O_DIRECTORY;
+        // The common cases first, in one to three calls: the directory exists, or only
+        // its last component is missing.
+        match self.open_in(&rel, dir) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if e.errno() == Some(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        if let (Some(Component::Normal(name)), Some(parent)) =
+            (rel.components().next_back(), rel.parent())
+            && let Ok(p) = self.open_in(parent, dir)
+        {
+            match mkdirat(p.as_fd(), name, Mode::from_bits_truncate(mode)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e).with_ctx(|| format!("mkdir {}", self.shown(path))),
+            }
+            // ENOENT here: the name is a dangling symlink, which the walk below follows.
+            if let Ok(fd) = self.open_in(&rel, dir) {
+                return Ok(fd);
+            }
+        }
         // Walk from the root: each step resolves the prefix so far inside the root, and
         // a missing component is made relative to its parent's fd.
         let mut cur = self.reopen_root()?;
         let mut prefix = PathBuf::new();
-        let dir = OFlag::O_PATH | OFlag::O_DIRECTORY;
         for comp in rel.components() {
             let name = match comp {
                 Component::Normal(name) => name,
@@ -242,11 +262,18 @@ impl Root {
     /// checked to be of that kind, since a directory cannot be mounted on a file nor a
     /// file on a directory. `source` names what is mounted, for the message.
     pub fn mount_point(&self, path: &Path, kind: Kind, source: &str) -> Result<OwnedFd> {
-        let fd = match self.resolve(path) {
-            Ok(fd) => fd,
-            Err(e) if e.errno() == Some(Errno::ENOENT) => self.create(path, kind, 0o755)?,
-            Err(e) => return Err(e),
+        let made = match kind {
+            // Opened or made in one go; a non-directory there is described below.
+            Kind::Dir => match self.mkdir_all(path, 0o755) {
+                Err(e) if e.errno() == Some(Errno::ENOTDIR) => self.resolve(path),
+                r => r,
+            },
+            Kind::File => match self.resolve(path) {
+                Err(e) if e.errno() == Some(Errno::ENOENT) => self.create(path, kind, 0o755),
+                r => r,
+            },
         };
+        let fd = made?;
         let t = file_type(
             fstat(fd.as_fd())
                 .with_ctx(|| format!("stat {}", self.shown(path)))?

@@ -64,6 +64,12 @@ pub fn before_mounts(spec: &Spec, rootfs: &Path) -> Result<()> {
         ),
     };
     mount(None::<&str>, "/", None::<&str>, flag, None::<&str>).ctx(what)?;
+    // After a recursive slave or private no mount here is shared, and the mount table
+    // need not be read.
+    let rec = flag.contains(MsFlags::MS_REC);
+    if rec && flag.intersects(MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE) {
+        return Ok(());
+    }
     private_parent(rootfs)
 }
 
