@@ -175,7 +175,13 @@ impl V1 {
         }
         for (ctrl, v, file, name) in writes {
             let field = f(name);
-            write(self.need(ctrl, &field, file)?, file, &v, &field)?;
+            write(self.need(ctrl, &field, file)?, file, &v, &field).map_err(|e| {
+                if file == "cpu.rt_runtime_us" && e.errno() == Some(nix::errno::Errno::EINVAL) {
+                    err!("{e} (each parent cgroup needs at least as much cpu.rt_runtime_us)")
+                } else {
+                    e
+                }
+            })?;
         }
         Ok(())
     }
