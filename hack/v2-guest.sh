@@ -33,7 +33,7 @@ if [ $# -eq 0 ]; then
 	[ -x "$bin" ] || { echo "v2-guest: could not build the integration tests" >&2; exit 1; }
 	# A CARGO_TARGET_DIR outside the tree is shared too.
 	case $bin in "$here"/*) ;; *) shares+=("$(dirname "$(dirname "$(dirname "$bin")")")") ;; esac
-	set -- "$bin" cgroups:: --test-threads=4
+	set -- "$bin" cgroups:: --test-threads=4 --color=never
 fi
 
 kernel=${V2_KERNEL:-$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)}
@@ -124,7 +124,7 @@ run=$work/run.sh
 	echo
 } >"$run"
 rm -f "$work/rc"
-args=(console=ttyS0 quiet panic=-1 cgroup_no_v1=all "berth.run=$run")
+args=(console=ttyS0 quiet loglevel=1 panic=-1 cgroup_no_v1=all "berth.run=$run")
 virtfs=(-virtfs "local,path=/usr,mount_tag=usr,security_model=none,readonly=on,id=usr")
 i=0
 for s in "${shares[@]}"; do
