@@ -66,15 +66,7 @@ pub fn premake(spec: &Spec, bundle: &Path) -> Result<Premade> {
         }
         let make = || -> Result<OwnedFd> {
             let o = options::parse(m.options().as_deref().unwrap_or_default());
-            let src = m
-                .source()
-                .as_deref()
-                .ok_or_else(|| err!("a bind mount needs a source"))?;
-            let src = if src.is_absolute() {
-                src.to_path_buf()
-            } else {
-                bundle.join(src)
-            };
+            let src = super::mounts::bind_source(m, bundle)?;
             let tree = mountapi::clone_path(&src, o.is_rbind())?;
             apply(&tree, m, spec, o.idmap)?;
             Ok(tree)
@@ -193,4 +185,90 @@ fn user_namespace(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<Ow
     let ns = proc.user_namespace(host_pid)?;
     drop(helper);
     Ok(ns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// What `process::spawn` is to do for a container with a user namespace: the trees are
+    /// made before the clone, and the init, in its user namespace, attaches them.
+    /// `cargo test --bins rootfs::idmap -- --ignored --test-threads=1` (as root).
+    #[test]
+    #[ignore = "needs root, and forks: run with --ignored --test-threads=1"]
+    fn premade_trees_attach_inside_a_user_namespace() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = std::env::temp_dir().join(format!("berth-idmap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("src")).unwrap();
+        std::fs::create_dir_all(d.join("target")).unwrap();
+        std::fs::write(d.join("src/f"), "").unwrap();
+        let maps = serde_json::json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "root": { "path": "rootfs" },
+            "mounts": [
+                { "destination": "/plain", "type": "bind", "source": "src", "options": ["bind"] },
+                { "destination": "/x", "type": "bind", "source": "src", "options": ["bind"],
+                  "uidMappings": maps, "gidMappings": maps }
+            ]
+        }))
+        .unwrap();
+        let premade = premake(&spec, &d).unwrap();
+        let tree = premade.take(1).expect("a tree for mounts[1]");
+        assert!(premade.take(0).is_none() && premade.take(1).is_none());
+        let (go_r, go_w) = nix::unistd::pipe().unwrap();
+        let (res_r, res_w) = nix::unistd::pipe().unwrap();
+        let target_path =
+            std::ffi::CString::new(d.join("target").as_os_str().as_encoded_bytes()).unwrap();
+        let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+        let Some((pid, pidfd)) = crate::process::clone3(flags).unwrap() else {
+            // The child: wait for its mappings, attach the premade tree, report the owner
+            // of the file through it as this user namespace sees it.
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(&go_r, &mut b);
+            // The mount point is opened here, in the child's own mount namespace: an fd
+            // opened before the clone names the parent's, where this process may not mount.
+            // SAFETY: open of a NUL-terminated path made before the clone.
+            let fd = unsafe { libc::open(target_path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+            // SAFETY: the fd just returned, ours.
+            let target = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            // As mounts::entry does next: the bind's own flags, set from inside.
+            let ro = MountAttr {
+                attr_set: attr::RDONLY | attr::NOSUID,
+                ..Default::default()
+            };
+            let set = mountapi::setattr(tree.as_fd(), false, &ro);
+            let uid = match set.and_then(|()| mountapi::move_mount(tree.as_fd(), target.as_fd())) {
+                // The tree's fd names the mount, now attached.
+                Ok(()) => nix::sys::stat::fstatat(tree.as_fd(), "f", nix::fcntl::AtFlags::empty())
+                    .map_or(u32::MAX - 1, |st| st.st_uid),
+                Err(_) => u32::MAX,
+            };
+            let _ = nix::unistd::write(&res_w, &uid.to_le_bytes());
+            // SAFETY: leave the child without running the harness's destructors.
+            unsafe { libc::_exit(0) }
+        };
+        drop(res_w);
+        let writer = ProcFs::host().unwrap();
+        writer
+            .write(&format!("{pid}/uid_map"), b"0 100000 65536\n")
+            .unwrap();
+        writer
+            .write(&format!("{pid}/gid_map"), b"0 100000 65536\n")
+            .unwrap();
+        nix::unistd::write(&go_w, b"g").unwrap();
+        let mut b = [0u8; 4];
+        let n = nix::unistd::read(&res_r, &mut b).unwrap();
+        crate::process::kill_and_reap(pid, &pidfd);
+        assert_eq!(n, 4);
+        // Owned by 0 on disk, by host 100000 through the idmapped mount: root inside a
+        // user namespace that maps 0 to 100000 (65534 if the mount were not idmapped).
+        assert_eq!(u32::from_le_bytes(b), 0);
+        assert_eq!(std::fs::metadata(d.join("src/f")).unwrap().uid(), 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

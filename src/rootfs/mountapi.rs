@@ -6,9 +6,11 @@
 //! see it, and it is then attached onto an fd of the target that [`super::path::Root`]
 //! resolved. Nothing is looked up by path after the mount, so a rename or symlink swap in
 //! a shared volume cannot redirect a remount or a propagation change to another mount
-//! (CVE-2019-16884, CVE-2021-30465, CVE-2023-27561: races between checking a mount
-//! destination and mounting on it). The mount fd keeps naming the new mount after it is
-//! attached, so later steps (propagation, recursive attributes) act on it by fd too.
+//! (CVE-2021-30465: a symlink swapped in between checking a mount destination and
+//! mounting on it). The mount fd keeps naming the new mount after it is attached, so later
+//! steps (propagation, recursive attributes) act on it by fd too. Where a mount may land
+//! at all (not inside /proc: CVE-2019-16884, CVE-2023-27561) is checked in
+//! [`super::mounts`].
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};

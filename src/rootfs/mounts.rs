@@ -94,7 +94,7 @@ pub fn entry(root: &Root, s: &Setup, index: usize, m: &Mount) -> Result<()> {
 }
 
 /// A bind mount's source: absolute, or relative to the bundle.
-fn bind_source(m: &Mount, bundle: &Path) -> Result<PathBuf> {
+pub(super) fn bind_source(m: &Mount, bundle: &Path) -> Result<PathBuf> {
     let src = m
         .source()
         .as_deref()
