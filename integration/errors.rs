@@ -139,7 +139,16 @@ fn terminal_without_console_socket() {
         return;
     };
     let b = t.bundle(|c| c["process"]["terminal"] = json!(true));
-    refused(&t, &b, "console-socket");
+    // `run` in the foreground relays the terminal itself (run.rs); create and a detached
+    // run have nobody to hand it to.
+    for cmd in [&["create"][..], &["run", "--detach"][..]] {
+        let id = t.id("bad");
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.extend(["--bundle", b.path(), &id]);
+        let out = t.leaves_nothing(&id, || t.berth(&args));
+        out.fails_with("console-socket");
+        t.berth(&["state", &id]).fails_with("does not exist");
+    }
 }
 
 #[test]

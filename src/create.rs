@@ -38,7 +38,8 @@ pub fn create_with_console(
     a: &CreateArgs,
     own_console: Option<std::os::unix::net::UnixStream>,
 ) -> Result<(Container, State, Spawned)> {
-    let b = bundle::load(a.bundle.as_deref())?;
+    let mut b = bundle::load(a.bundle.as_deref())?;
+    announce_listen_fds(&mut b.spec);
     let terminal = b
         .spec
         .process()
@@ -144,8 +145,31 @@ fn build(
 /// Socket activation: fds 3 .. 3+LISTEN_FDS handed to berth by its caller (systemd) are
 /// handed on to the container, before the --preserve-fds ones, as runc does.
 pub fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    // They are ours only when LISTEN_PID, if set, names this process (sd_listen_fds(3)).
+    let for_us = std::env::var("LISTEN_PID")
+        .map(|p| p.parse::<u32>().ok() == Some(std::process::id()))
+        .unwrap_or(true);
+    match for_us {
+        true => std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        false => 0,
+    }
+}
+
+/// Tell the program about socket-activation fds, as runc does: LISTEN_FDS=N and
+/// LISTEN_PID=1 (the program is pid 1 of its namespace, or at least the exec'd init).
+fn announce_listen_fds(spec: &mut oci_spec::runtime::Spec) {
+    let n = listen_fds();
+    if n == 0 {
+        return;
+    }
+    if let Some(p) = spec.process_mut() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={n}"));
+        env.push("LISTEN_PID=1".to_string());
+        p.set_env(Some(env));
+    }
 }

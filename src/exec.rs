@@ -49,6 +49,7 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
         Some(path) => bundle::parse_process(path)?,
         None => from_flags(spec.process().as_ref(), a)?,
     };
+    crate::process::attrs::check_process(&process)?;
     if process.terminal() == Some(true) && a.console_socket.is_none() {
         return Err(err!(
             "exec --tty: needs --console-socket to receive the terminal"

@@ -49,9 +49,13 @@ pub fn release(c: &Container) -> Result<()> {
     let mut reply = String::new();
     conn.read_to_string(&mut reply)
         .ctx("wait for the init to exec")?;
-    if reply.is_empty() {
-        Ok(())
-    } else {
-        Err(err!("{reply}"))
+    match reply.strip_prefix('X') {
+        Some("") => Ok(()),
+        Some(text) => Err(err!("{text}")),
+        None if reply.is_empty() => Err(err!(
+            "container {}: its init exited before it could run the program",
+            c.id
+        )),
+        None => Err(err!("{reply}")),
     }
 }

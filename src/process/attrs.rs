@@ -23,30 +23,36 @@ fn lsm_enabled(name: &str) -> bool {
 }
 
 /// What the host must offer for this config, checked in `create` before the init exists.
-pub fn check(spec: &Spec) -> Result<()> {
-    if let Some(p) = spec.process() {
-        if p.apparmor_profile()
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-            && !lsm_enabled("apparmor")
-        {
-            return Err(err!(
-                "config.json process.apparmorProfile: AppArmor is not enabled on this host (/sys/module/apparmor/parameters/enabled is not Y)"
-            ));
-        }
-        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) && !lsm_enabled("selinux") {
-            return Err(err!(
-                "config.json process.selinuxLabel: SELinux is not enabled on this host (no /sys/fs/selinux)"
-            ));
-        }
-        if let Some(a) = p.exec_cpu_affinity() {
-            for (name, v) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
-                if let Some(list) = v {
-                    parse_list(list)
-                        .with_ctx(|| format!("config.json process.execCPUAffinity.{name}"))?;
-                }
+/// What the host must offer for a process (also `exec --process` and exec's flags).
+pub fn check_process(p: &Process) -> Result<()> {
+    if p.apparmor_profile()
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+        && !lsm_enabled("apparmor")
+    {
+        return Err(err!(
+            "config.json process.apparmorProfile: AppArmor is not enabled on this host (/sys/module/apparmor/parameters/enabled is not Y)"
+        ));
+    }
+    if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) && !lsm_enabled("selinux") {
+        return Err(err!(
+            "config.json process.selinuxLabel: SELinux is not enabled on this host (no /sys/fs/selinux)"
+        ));
+    }
+    if let Some(a) = p.exec_cpu_affinity() {
+        for (name, v) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
+            if let Some(list) = v {
+                parse_list(list)
+                    .with_ctx(|| format!("config.json process.execCPUAffinity.{name}"))?;
             }
         }
+    }
+    Ok(())
+}
+
+pub fn check(spec: &Spec) -> Result<()> {
+    if let Some(p) = spec.process() {
+        check_process(p)?;
     }
     if let Some(l) = spec.linux() {
         if l.intel_rdt().is_some() {

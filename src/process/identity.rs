@@ -154,6 +154,13 @@ fn check_caps(c: &oci_spec::runtime::LinuxCapabilities) -> Result<CapSets> {
             ));
         }
     }
+    // capset(2) lets an inheritable capability in only from the bounding set.
+    let outside = names(sets.inheritable.difference(&bounding));
+    if !outside.is_empty() {
+        return Err(err!(
+            "{f}.inheritable: {outside} not in bounding; an inheritable capability must be in the bounding set"
+        ));
+    }
     let not_permitted = names(sets.effective.difference(&sets.permitted));
     if !not_permitted.is_empty() {
         return Err(err!(

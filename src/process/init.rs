@@ -188,7 +188,13 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
         }
         ch.send(&Msg::Hooks)?;
         match ch.recv()? {
-            Some(Msg::HooksDone(state)) => {
+            Some(Msg::HooksDone) => {
+                // The host pid, from the host's /proc: still reachable before pivot_root.
+                let pid: i32 = std::fs::read_link("/proc/self")
+                    .ok()
+                    .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| err!("read the init's host pid from /proc/self"))?;
+                let state = hooks::state_json(spec, a.id, "created", pid, a.bundle);
                 hooks::run(hook_list, hooks::Kind::CreateContainer, &state)?;
                 hook_state = Some(state);
                 Ok(())
@@ -268,7 +274,6 @@ const TERMINATING: &[Signal] = &[
     Signal::SIGUSR1,
     Signal::SIGUSR2,
     Signal::SIGALRM,
-    Signal::SIGPIPE,
 ];
 
 fn wait_and_exec(a: &InitArgs, ready: Option<Ready>) -> ! {
@@ -292,7 +297,12 @@ fn wait_and_exec(a: &InitArgs, ready: Option<Ready>) -> ! {
         }
         let e = match &ready {
             Some(r) => match start_hooks(a, r) {
-                Ok(()) => program::exec(&r.prog, a.preserve_fds, Some(conn.as_raw_fd())),
+                Ok(()) => {
+                    // `start` takes "X" then end of file as "exec'd"; end of file alone
+                    // means this process died first.
+                    let _ = conn.write_all(b"X");
+                    program::exec(&r.prog, a.preserve_fds, Some(conn.as_raw_fd()))
+                }
                 Err(e) => e,
             },
             None => err!("config.json process: not set, so there is nothing to start"),

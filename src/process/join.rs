@@ -123,6 +123,13 @@ fn join(a: &JoinArgs, flags: CloneFlags) -> Result<program::Program> {
         )?),
         None => None,
     };
+    // LSM labels for the program, through the host's procfs while it is still ours.
+    let labelled = |s: Option<&String>| s.is_some_and(|s| !s.is_empty());
+    if labelled(a.process.apparmor_profile().as_ref())
+        || labelled(a.process.selinux_label().as_ref())
+    {
+        super::attrs::set_lsm_labels(a.process, &crate::procfs::ProcFs::host()?)?;
+    }
     if !flags.is_empty() {
         nix::sched::setns(a.init_pidfd, flags).ctx("join the container's namespaces")?;
     }

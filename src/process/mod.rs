@@ -110,6 +110,7 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
     };
     drop(child);
 
+    let hooks_ran = std::cell::Cell::new(false);
     let handshake = || -> Result<u64> {
         if let Some(cg) = a.cgroup
             && cgroup_fd.is_none()
@@ -129,11 +130,12 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
                     break;
                 }
                 Some(Msg::Hooks) => {
+                    hooks_ran.set(true);
                     let state = hooks::state_json(a.spec, a.id, "created", pid.as_raw(), a.bundle);
                     let list = a.spec.hooks().as_ref();
                     hooks::run(list, hooks::Kind::Prestart, &state)?;
                     hooks::run(list, hooks::Kind::CreateRuntime, &state)?;
-                    parent.send(&Msg::HooksDone(state))?;
+                    parent.send(&Msg::HooksDone)?;
                 }
                 Some(Msg::Error(t)) => return Err(crate::error::Error::new(t)),
                 Some(m) => return Err(err!("sync: unexpected {m:?} from the init")),
@@ -150,6 +152,13 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
         }),
         Err(e) => {
             kill_and_reap(pid, &pidfd);
+            // A failed prestart, createRuntime or createContainer hook stops the container
+            // and goes on with the lifecycle's end: poststop hooks run (runtime-spec
+            // lifecycle steps 12 and 13).
+            if hooks_ran.get() {
+                let state = hooks::state_json(a.spec, a.id, "stopped", pid.as_raw(), a.bundle);
+                hooks::run_warn(a.spec.hooks().as_ref(), hooks::Kind::Poststop, &state);
+            }
             Err(e)
         }
     }

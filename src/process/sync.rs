@@ -21,14 +21,16 @@
 //!  [only when config.json has hooks before start]
 //!  ◀──────────────────────────────── Hooks ────
 //!  run prestart, createRuntime hooks
-//!    ── HooksDone(state JSON) ─────────────────▶ run createContainer hooks
+//!    ── HooksDone ────────────────────────────▶ run createContainer hooks
 //!                                                pivot_root, identity,
 //!                                                resolve process.args[0]
 //!  ◀──────────────────────────────── Ready ──── (or Error(text), then exit 1)
 //!  write state.json and --pid-file, exit 0
 //!                                                accept() on start.sock …
-//!  berth start ── connect, unlink, "go" byte ──▶ startContainer hooks, execve(process.args)
-//!             ◀── EOF (exec done) or an error text on that connection
+//!  berth start ── connect, unlink, "go" byte ──▶ startContainer hooks
+//!             ◀── "X" ───────────────────────── about to execve(process.args)
+//!             ◀── EOF (exec done; the connection is close-on-exec), or an error text
+//!  No "X" before EOF: the init died before it could run the program.
 //! ```
 //!
 //! Any message other than the one expected, or end of stream, ends the create with an error.
@@ -51,8 +53,8 @@ pub enum Msg {
     Mapped,
     /// Init → parent: mounts done, before pivot_root: run prestart and createRuntime hooks.
     Hooks,
-    /// Parent → init: those hooks ran; the state JSON for the init's own hooks.
-    HooksDone(String),
+    /// Parent → init: those hooks ran.
+    HooksDone,
     /// Init → parent: set up, waiting for `start`.
     Ready,
     /// Parent → joining process (`exec`): in the container's cgroups now, go on.
@@ -69,11 +71,7 @@ impl Msg {
             Msg::Ready => vec![b'R'],
             Msg::Go => vec![b'G'],
             Msg::Hooks => vec![b'H'],
-            Msg::HooksDone(t) => {
-                let mut v = vec![b'D'];
-                v.extend_from_slice(t.as_bytes());
-                v
-            }
+            Msg::HooksDone => vec![b'D'],
             Msg::Error(t) => {
                 let mut v = vec![b'E'];
                 let mut end = t.len().min(MAX_MSG - 1);
@@ -93,7 +91,7 @@ impl Msg {
             Some((b'R', [])) => Ok(Msg::Ready),
             Some((b'G', [])) => Ok(Msg::Go),
             Some((b'H', [])) => Ok(Msg::Hooks),
-            Some((b'D', t)) => Ok(Msg::HooksDone(String::from_utf8_lossy(t).into_owned())),
+            Some((b'D', [])) => Ok(Msg::HooksDone),
             Some((b'E', t)) => Ok(Msg::Error(String::from_utf8_lossy(t).into_owned())),
             _ => Err(err!("sync: malformed message {b:?}")),
         }
