@@ -453,3 +453,122 @@ impl Driver for V1 {
         Ok(None)
     }
 }
+
+/// The driver against plain files standing in for v1 hierarchies.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fake(ctrls: &[(&str, &[&str])]) -> (PathBuf, V1) {
+        let base = std::env::temp_dir().join(format!(
+            "berth-v1-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&base);
+        let mut hs = Vec::new();
+        let mut dirs = Vec::new();
+        for (ctrl, files) in ctrls {
+            let mount = base.join(ctrl);
+            let dir = mount.join("c");
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in *files {
+                std::fs::write(dir.join(f), "").unwrap();
+            }
+            hs.push(Hierarchy {
+                mount,
+                controllers: vec![ctrl.to_string()],
+                v2: false,
+            });
+            dirs.push(dir);
+        }
+        (base.clone(), V1::new(&hs, &dirs))
+    }
+
+    fn apply(v: &V1, r: serde_json::Value) -> Result<()> {
+        let r: LinuxResources = serde_json::from_value(r).unwrap();
+        v.apply(
+            &r,
+            Apply {
+                origin: "config.json linux.resources",
+                fresh: true,
+                update: false,
+            },
+        )
+    }
+
+    #[test]
+    fn values_land_in_their_hierarchies() {
+        let (base, v) = fake(&[
+            (
+                "memory",
+                &[
+                    "memory.limit_in_bytes",
+                    "memory.memsw.limit_in_bytes",
+                    "memory.swappiness",
+                    "memory.oom_control",
+                    "memory.kmem.tcp.limit_in_bytes",
+                ],
+            ),
+            (
+                "cpu",
+                &["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"],
+            ),
+            ("blkio", &["blkio.bfq.weight"]),
+            ("pids", &["pids.max"]),
+        ]);
+        apply(
+            &v,
+            json!({
+                "memory": {"limit": 1000000, "swap": 2000000, "swappiness": 0,
+                           "disableOOMKiller": true, "kernelTCP": 500000},
+                "cpu": {"shares": 1024, "quota": 20000},
+                "blockIO": {"weight": 300},
+                "pids": {"limit": 9}
+            }),
+        )
+        .unwrap();
+        let get =
+            |c: &str, f: &str| std::fs::read_to_string(base.join(c).join("c").join(f)).unwrap();
+        assert_eq!(get("memory", "memory.limit_in_bytes"), "1000000");
+        assert_eq!(get("memory", "memory.memsw.limit_in_bytes"), "2000000");
+        assert_eq!(get("memory", "memory.swappiness"), "0");
+        assert_eq!(get("memory", "memory.oom_control"), "1");
+        assert_eq!(get("memory", "memory.kmem.tcp.limit_in_bytes"), "500000");
+        assert_eq!(get("cpu", "cpu.shares"), "", "1024 is a new cgroup's own");
+        assert_eq!(get("cpu", "cpu.cfs_quota_us"), "20000");
+        assert_eq!(
+            get("blkio", "blkio.bfq.weight"),
+            "300",
+            "BFQ's name for the weight"
+        );
+        assert_eq!(get("pids", "pids.max"), "9");
+        let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[test]
+    fn a_missing_hierarchy_or_file_is_named() {
+        let (base, v) = fake(&[("blkio", &[])]);
+        let e = apply(&v, json!({"blockIO": {"weight": 300}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config.json linux.resources.blockIO.weight: ")
+                && e.ends_with("/blkio/c/blkio.weight does not exist on this host"),
+            "{e}"
+        );
+        let e = apply(&v, json!({"network": {"classID": 7}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("network.classID") && e.contains("no net_cls cgroup hierarchy"),
+            "{e}"
+        );
+        let e = apply(&v, json!({"unified": {"memory.high": "1"}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cgroup v1 host"), "{e}");
+        let _ = std::fs::remove_dir_all(base);
+    }
+}

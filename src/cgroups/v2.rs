@@ -477,3 +477,174 @@ mod tests {
         );
     }
 }
+
+/// The driver against a directory of plain files standing in for a cgroup: what each spec
+/// value becomes on v2, checked without a v2 host.
+#[cfg(test)]
+mod apply_tests {
+    use super::*;
+    use serde_json::json;
+
+    const FILES: &[&str] = &[
+        "memory.max",
+        "memory.low",
+        "memory.swap.max",
+        "cpu.weight",
+        "cpu.max",
+        "cpu.max.burst",
+        "cpu.idle",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "pids.max",
+        "io.weight",
+        "io.max",
+        "hugetlb.2MB.max",
+        "rdma.max",
+        "memory.high",
+    ];
+
+    fn fake() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "berth-v2-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in FILES {
+            std::fs::write(d.join(f), "").unwrap();
+        }
+        std::fs::write(d.join("cpu.max"), "max 100000").unwrap();
+        d
+    }
+
+    fn apply(dir: &Path, r: serde_json::Value, fresh: bool) -> Result<()> {
+        let r: LinuxResources = serde_json::from_value(r).unwrap();
+        V2 { dir: dir.into() }.apply(
+            &r,
+            Apply {
+                origin: "config.json linux.resources",
+                fresh,
+                update: !fresh,
+            },
+        )
+    }
+
+    fn get(d: &Path, f: &str) -> String {
+        std::fs::read_to_string(d.join(f)).unwrap()
+    }
+
+    #[test]
+    fn spec_values_become_v2_values() {
+        let d = fake();
+        apply(
+            &d,
+            json!({
+                "memory": {"limit": 104857600, "reservation": 52428800, "swap": 209715200},
+                "cpu": {"shares": 2048, "quota": 50000, "period": 200000, "burst": 1000,
+                        "cpus": "0", "mems": "0"},
+                "pids": {"limit": 64},
+                "blockIO": {"weight": 500, "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
+                "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+                "rdma": {"mlx5_0": {"hcaHandles": 2, "hcaObjects": 100}},
+                "unified": {"memory.high": "90000000"}
+            }),
+            true,
+        )
+        .unwrap();
+        for (f, want) in [
+            ("memory.max", "104857600"),
+            ("memory.low", "52428800"),
+            ("memory.swap.max", "104857600"),
+            ("cpu.weight", "79"),
+            ("cpu.max", "50000 200000"),
+            ("cpu.max.burst", "1000"),
+            ("cpuset.cpus", "0"),
+            ("pids.max", "64"),
+            ("io.weight", "4950"),
+            ("io.max", "8:0 rbps=1048576"),
+            ("hugetlb.2MB.max", "4194304"),
+            ("rdma.max", "mlx5_0 hca_handle=2 hca_object=100"),
+            ("memory.high", "90000000"),
+        ] {
+            assert_eq!(get(&d, f), want, "{f}");
+        }
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn unset_and_default_values_are_not_written() {
+        let d = fake();
+        apply(
+            &d,
+            json!({"memory": {"limit": -1, "swap": 0}, "cpu": {"shares": 0, "quota": 0},
+                   "pids": {"limit": -1}, "blockIO": {"weight": 0}}),
+            true,
+        )
+        .unwrap();
+        for f in [
+            "memory.max",
+            "memory.swap.max",
+            "cpu.weight",
+            "pids.max",
+            "io.weight",
+        ] {
+            assert_eq!(get(&d, f), "", "{f} written");
+        }
+        assert_eq!(get(&d, "cpu.max"), "max 100000");
+        // On update the same -1 is written: the cgroup may have a limit to lift.
+        apply(
+            &d,
+            json!({"memory": {"limit": -1}, "pids": {"limit": -1}}),
+            false,
+        )
+        .unwrap();
+        assert_eq!(get(&d, "memory.max"), "max");
+        assert_eq!(get(&d, "memory.swap.max"), "max");
+        assert_eq!(get(&d, "pids.max"), "max");
+        // An update of the period alone keeps the quota.
+        std::fs::write(d.join("cpu.max"), "30000 100000").unwrap();
+        apply(&d, json!({"cpu": {"period": 250000}}), false).unwrap();
+        assert_eq!(get(&d, "cpu.max"), "30000 250000");
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_file() {
+        let d = fake();
+        let e = apply(
+            &d,
+            json!({"hugepageLimits": [{"pageSize": "1GB", "limit": 1}]}),
+            true,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("config.json linux.resources.hugepageLimits[0]: ")
+                && e.ends_with("hugetlb.1GB.max does not exist on this host"),
+            "{e}"
+        );
+        for (k, why) in [
+            ("../memory.max", "not the name"),
+            ("memory", "not the name"),
+            ("cgroup.procs", "not a resource"),
+            ("memory.nope", "does not exist"),
+        ] {
+            let e = apply(&d, json!({"unified": {k: "1"}}), true)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("linux.resources.unified") && e.contains(why),
+                "{k}: {e}"
+            );
+        }
+        let e = apply(&d, json!({"memory": {"limit": 100, "swap": 50}}), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("config.json linux.resources.memory.swap: "),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
