@@ -22,6 +22,7 @@ mod lifecycle;
 mod logging;
 mod mounts;
 mod process;
+mod rootfs_content;
 mod rootfs_hostile;
 mod rootfs_mounts;
 mod rootfs_propagation;
