@@ -186,19 +186,21 @@ fn nothing_leaks_to_a_shared_host() {
     // On a host whose / is shared (systemd's default), every mount the container makes,
     // the rootfs bind first, must stay in the container's namespace: compared with the
     // wrapper namespace's table before, while the container runs, and after.
-    for prop in [
-        None,
-        Some("shared"),
-        Some("rshared"),
-        Some("slave"),
-        Some("private"),
-        Some("unbindable"),
-    ] {
-        let vol = t.dir.join(format!("vol-{}", prop.unwrap_or("default")));
+    // (rootfsPropagation, --no-pivot)
+    let cases = [
+        (None, false),
+        (Some("shared"), false),
+        (Some("rshared"), false),
+        (Some("slave"), false),
+        (Some("private"), false),
+        (Some("unbindable"), false),
+        (None, true),
+        (Some("rshared"), true),
+    ];
+    for (n, (prop, no_pivot)) in cases.into_iter().enumerate() {
+        let vol = t.dir.join(format!("vol-{n}"));
         fs::create_dir_all(vol.join("sub")).unwrap();
-        let out_dir = t
-            .dir
-            .join(format!("leak-out-{}", prop.unwrap_or("default")));
+        let out_dir = t.dir.join(format!("leak-out-{n}"));
         fs::create_dir_all(&out_dir).unwrap();
         let b = t.bundle(|c| {
             privileged(c);
@@ -217,7 +219,7 @@ fn nothing_leaks_to_a_shared_host() {
         t.track(&id);
         let script = format!(
             "cat /proc/self/mountinfo > {out}/before\n\
-             {berth} --root {root} run -d --bundle {bundle} {id} >/dev/null\n\
+             {berth} --root {root} run -d {pivot}--bundle {bundle} {id} >/dev/null\n\
              i=0; while [ ! -e {out}/done ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; [ -e {out}/done ]\n\
              cat /proc/self/mountinfo > {out}/during\n\
              touch {out}/checked\n\
@@ -227,6 +229,7 @@ fn nothing_leaks_to_a_shared_host() {
             berth = BERTH,
             root = t.root.display(),
             bundle = b.path(),
+            pivot = if no_pivot { "--no-pivot " } else { "" },
         );
         in_mount_ns("shared", &script, &t.dir);
         let read = |f: &str| fs::read_to_string(out_dir.join(f)).unwrap();
@@ -241,11 +244,11 @@ fn nothing_leaks_to_a_shared_host() {
         );
         assert_eq!(
             before, during,
-            "{prop:?}: container mounts reached the host while it ran"
+            "{prop:?} no-pivot {no_pivot}: container mounts reached the host while it ran"
         );
         assert_eq!(
             before, after,
-            "{prop:?}: container mounts were left on the host"
+            "{prop:?} no-pivot {no_pivot}: container mounts were left on the host"
         );
         let inside = mountinfo(&before);
         assert!(
