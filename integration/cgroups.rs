@@ -715,3 +715,58 @@ fn runtime_tools_values_read_back() {
     t.berth(&["delete", "--force", &id]).ok();
     assert!(cgroups_named(&id).is_empty());
 }
+
+/// What runtime-tools' blkio, hugetlb and network tests set, where this host allows it: on
+/// pure v2 hugetlb and io are there (network has no v2 knob and is ignored with a warning);
+/// on this hybrid host hugetlb and net_cls are not mounted, so create must say so and leave
+/// nothing, while the weight goes to BFQ's blkio.bfq.weight.
+#[test]
+fn blkio_hugetlb_and_network_where_the_host_allows() {
+    let Some(t) = Env::new("cg_hostdep") else {
+        return;
+    };
+    let v2 = v2();
+    // (resources, v2: (file, value) | v1: Ok((ctrl, file, value)) or Err(phrase))
+    type Want = Result<(&'static str, &'static str, &'static str), &'static str>;
+    let table: Vec<(Value, Want, Want)> = vec![
+        (
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}),
+            Ok(("hugetlb", "hugetlb.2MB.max", "4194304")),
+            Err(
+                "hugepageLimits[0]: /sys/fs/cgroup/hugetlb/…/hugetlb.2MB.limit_in_bytes does not exist on this host",
+            ),
+        ),
+        (
+            json!({"blockIO": {"weight": 500}}),
+            Ok(("io", "io.weight", "default 4950")),
+            Ok(("blkio", "blkio.bfq.weight", "500")),
+        ),
+        (
+            json!({"network": {"classID": 1048577}}),
+            Ok(("", "", "")),
+            Err(
+                "network.classID: /sys/fs/cgroup/net_cls/…/net_cls.classid does not exist on this host",
+            ),
+        ),
+    ];
+    for (res, on_v2, on_v1) in table {
+        let want = if v2 { on_v2 } else { on_v1 };
+        let id = t.id("hd");
+        let b = t.bundle(|c| sh_config(c, &id, "true", res.clone()));
+        match want {
+            Ok((ctrl, file, value)) => {
+                t.create_ok(&b, &id);
+                if !file.is_empty() {
+                    let got = read(cg_dir(&id, ctrl).join(file));
+                    // io.weight reads "default N"; BFQ may list per-device lines after it.
+                    assert!(got.lines().next() == Some(value), "{res}: {file} = {got:?}");
+                }
+                t.berth(&["delete", "--force", &id]).ok();
+            }
+            Err(phrase) => t.leaves_nothing(&id, || {
+                t.create(&b, &id, &[]).fails_with(phrase);
+            }),
+        }
+        assert!(cgroups_named(&id).is_empty(), "{res}");
+    }
+}
