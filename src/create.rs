@@ -98,12 +98,12 @@ fn build(
         preserve_fds: a.preserve_fds + listen_fds(),
         listener: &listener,
         parent_only: vec![c.dir_fd()],
-        cgroup: Some(&cg),
+        cgroup: cg.as_ref(),
     });
     let sp = match spawned {
         Ok(sp) => sp,
         Err(e) => {
-            let _ = cg.destroy();
+            cg.as_ref().map(cgroups::Cgroup::destroy);
             return Err(e);
         }
     };
@@ -125,7 +125,7 @@ fn build(
             .collect(),
         hooks: b.spec.hooks().clone(),
         config: Some(b.spec.clone()),
-        cgroup: Some(cg.record.clone()),
+        cgroup: cg.as_ref().map(|cg| cg.record.clone()),
     };
     let record = || -> Result<()> {
         c.save(&st)?;
@@ -136,7 +136,7 @@ fn build(
     };
     if let Err(e) = record() {
         process::kill_and_reap(sp.pid, &sp.pidfd);
-        let _ = cg.destroy();
+        cg.as_ref().map(cgroups::Cgroup::destroy);
         return Err(e);
     }
     Ok((st, sp))

@@ -204,7 +204,9 @@ fn driver(rec: &Record) -> Result<Box<dyn Driver>> {
 }
 
 /// Make the container's cgroup and apply `linux.resources`; on failure nothing is left.
-pub fn create(spec: &Spec, id: &str) -> Result<Cgroup> {
+/// `None`: an unprivileged caller who may not make cgroups and asked for no limits runs
+/// the container in its own cgroup, as runc does rootless.
+pub fn create(spec: &Spec, id: &str) -> Result<Option<Cgroup>> {
     let mode = mode()?;
     log::debug!("cgroups: {} host", mode.name());
     let linux = spec.linux().as_ref();
@@ -237,12 +239,34 @@ pub fn create(spec: &Spec, id: &str) -> Result<Cgroup> {
         apply_devices(mode, res, &extra, &cg.record.dirs)
     })();
     match r {
-        Ok(()) => Ok(cg),
+        Ok(()) => Ok(Some(cg)),
         Err(e) => {
             cg.remove_dirs();
+            let denied = matches!(
+                e.errno(),
+                Some(
+                    nix::errno::Errno::EACCES | nix::errno::Errno::EPERM | nix::errno::Errno::EROFS
+                )
+            );
+            if denied && !nix::unistd::geteuid().is_root() && !limits(linux) {
+                log::warn!(
+                    "{e}: running without a cgroup of its own (unprivileged, no limits asked)"
+                );
+                return Ok(None);
+            }
             Err(e)
         }
     }
+}
+
+/// Whether config.json asks for any limit beyond the device rules.
+fn limits(linux: Option<&oci_spec::runtime::Linux>) -> bool {
+    let Some(r) = linux.and_then(|l| l.resources().as_ref()) else {
+        return false;
+    };
+    let mut r = r.clone();
+    r.set_devices(None);
+    r != LinuxResources::default()
 }
 
 /// The device rules (v1: devices.allow/deny writes; v2: the eBPF program), at create only:
