@@ -14,6 +14,7 @@
 mod common;
 
 mod cgroups;
+mod engines;
 mod errors;
 mod exec;
 mod hooks;
