@@ -313,3 +313,45 @@ fn idmapped_mounts_show_mapped_owners() {
         out.fails_with(phrase);
     }
 }
+
+#[test]
+fn idmapped_mounts_work_in_a_container_with_its_own_user_namespace() {
+    let Some(t) = Env::new("idmap-userns") else {
+        return;
+    };
+    let src = t.dir.join("idsrc");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("f0"), "").unwrap();
+    fs::write(src.join("f1000"), "").unwrap();
+    chown(src.join("f1000"), Some(1000), Some(1001)).unwrap();
+    let maps = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    let script = "for m in plain id; do for f in f0 f1000; do \
+                    echo \"$m/$f=$(stat -c %u:%g /mnt/$m/$f)\"; done; done";
+    // Mount points made ahead: the rootfs belongs to host root, which the container's
+    // user namespace does not map.
+    let prep = |root: &Path| {
+        fs::create_dir_all(root.join("mnt/plain")).unwrap();
+        fs::create_dir_all(root.join("mnt/id")).unwrap();
+    };
+    let b = t.bundle_own_rootfs(prep, |c| {
+        c["process"]["args"] = json!(["sh", "-c", script]);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps.clone();
+        add_mount(c, mount("/mnt/plain", "bind", &src, &["bind"]));
+        let mut id = mount("/mnt/id", "bind", &src, &["bind"]);
+        id["uidMappings"] = maps.clone();
+        id["gidMappings"] = maps.clone();
+        add_mount(c, id);
+    });
+    let out = t.run(&b, &t.id("idmap"));
+    out.ok();
+    // Through the idmapped mount the files belong to the container's own ids; through the
+    // plain bind, host root is unmapped in the container's user namespace.
+    for w in ["id/f0=0:0", "id/f1000=1000:1001", "plain/f0=65534:65534"] {
+        assert!(out.stdout.lines().any(|l| l == w), "missing {w:?}\n{out}");
+    }
+}

@@ -34,6 +34,8 @@ pub struct InitArgs<'a> {
     pub keyring: Option<&'a str>,
     /// Connected to --console-socket, when process.terminal is set.
     pub console_socket: Option<RawFd>,
+    /// Idmapped mounts made before the clone (a container with a user namespace).
+    pub idmapped: Option<&'a rootfs::idmap::Premade>,
     pub preserve_fds: u32,
     pub plan: &'a Plan,
     pub listener: &'a UnixListener,
@@ -220,7 +222,7 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
         no_pivot: a.no_pivot,
         userns: a.plan.has(CloneFlags::CLONE_NEWUSER),
         mount_ns: a.plan.has(CloneFlags::CLONE_NEWNS),
-        idmapped: None,
+        idmapped: a.idmapped,
     })?;
     if let Some(c) = console {
         program::take_terminal(c, a.console_socket)?;

@@ -79,6 +79,12 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
         _ => None,
     };
     parent_only.extend(cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    // Only the host's user namespace can idmap a mount: with a user namespace of the
+    // container's own, those trees are made now and attached by the init.
+    let idmapped = match plan.has(CloneFlags::CLONE_NEWUSER) {
+        true => Some(crate::rootfs::idmap::premake(a.spec, a.bundle)?),
+        false => None,
+    };
     let become_init = || -> Infallible {
         let args = init::InitArgs {
             id: a.id,
@@ -88,6 +94,7 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
             no_pivot: a.no_pivot,
             keyring: a.keyring,
             console_socket: a.console_socket,
+            idmapped: idmapped.as_ref(),
             preserve_fds: a.preserve_fds,
             plan: &plan,
             listener: a.listener,

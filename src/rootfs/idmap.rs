@@ -46,7 +46,6 @@ impl Premade {
 }
 
 /// Whether `mounts[i]` is to be idmapped.
-#[allow(dead_code)] // Until process::spawn calls `premake`.
 pub fn wanted(m: &Mount) -> bool {
     let o = options::parse(m.options().as_deref().unwrap_or_default());
     o.idmap.is_some() || m.uid_mappings().is_some() || m.gid_mappings().is_some()
@@ -55,7 +54,6 @@ pub fn wanted(m: &Mount) -> bool {
 /// Make every idmapped tree of `spec` now, in the runtime's own namespaces: for a
 /// container with a user namespace, call this before cloning its init and pass the result
 /// in [`super::Setup::idmapped`].
-#[allow(dead_code)] // Until process::spawn calls it: the wiring is outside src/rootfs.
 pub fn premake(spec: &Spec, bundle: &Path) -> Result<Premade> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     let mut trees = Vec::with_capacity(mounts.len());
