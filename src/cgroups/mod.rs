@@ -453,7 +453,10 @@ pub fn features() -> serde_json::Value {
     })
 }
 
-/// A path below /sys/fs/cgroup that must stay below it: no `..` anywhere.
+/// A path below /sys/fs/cgroup that must stay below it: no `..` anywhere. berth makes the
+/// directories of `cgroupsPath` and writes limits into files there as root: with `..` a
+/// config could make directories anywhere on the host and write its values into whatever
+/// files of that name it finds (`/sys/fs/cgroup/memory/../../../etc/…`).
 pub fn check_inside(p: &Path, field: &str) -> Result<()> {
     if p.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(err!("{field}: {} must not contain '..'", p.display()));

@@ -279,6 +279,9 @@ impl V2 {
         keys.sort();
         for k in keys {
             let field = how.field(&format!("unified[{k:?}]"));
+            // A key is a file name in the container's own cgroup: with a '/' or as '..' it
+            // would write, as root, into a parent cgroup (lifting the limits over this one)
+            // or anywhere on the host.
             if k.is_empty() || k.contains('/') || k == "." || k == ".." || !k.contains('.') {
                 return Err(err!(
                     "{field}: not the name of a cgroup file (no '/' or '..', as <controller>.<knob>)"
