@@ -17,7 +17,14 @@
 //! - `create` makes the directories, applies every resource, and only then is the init
 //!   cloned into it (v2: `CLONE_INTO_CGROUP`; v1: the parent writes the pid into each
 //!   hierarchy before the init acts, see `process/sync.rs`). What `delete` needs is kept in
-//!   the state as a [`Record`].
+//!   the state as a [`Record`]. Values left unset (absent or 0, as Docker sends them) are
+//!   not written, nor, in a cgroup made just now, the kernel's own defaults.
+//! - A field the host cannot apply is an error naming the field and the missing file; a
+//!   field cgroup v2 has no knob for (swappiness, kernel memory, realtime, …) is ignored
+//!   with a warning, as runc does. An unprivileged caller who may not make cgroups and asks
+//!   for no limits gets none (runc's rootless rule).
+//! - `delete` (and `run` when it ends) kills what is left in a cgroup `create` made (frozen,
+//!   SIGKILL, thawed), waits until it is empty and removes it with any cgroups below it.
 //!
 //! For `exec`: [`join`] puts a pid into the container's cgroup(s), and [`clone_fd`] gives
 //! the v2 directory fd for `clone3(CLONE_INTO_CGROUP)`.
