@@ -10,6 +10,7 @@ mod delete;
 mod error;
 mod events;
 mod exec;
+mod exeseal;
 mod features;
 mod hooks;
 mod kill;
@@ -64,6 +65,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         print!("{}", version());
         return Ok(0);
     };
+    // CVE-2019-5736: the commands that exec container content run from a sealed binary.
+    if matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
+        exeseal::ensure()?;
+    }
     match cmd {
         Command::Create(a) => create::create(&store, &a)?,
         Command::Start(a) => start::start(&store, &a.id)?,
