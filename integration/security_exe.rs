@@ -120,13 +120,8 @@ fn probes() -> Option<Probes> {
     let interp = probe(
         "cve-2019-5736-interp",
         INTERP,
-        &[
-            "-static",
-            "-nostdlib",
-            "-fno-stack-protector",
-            "-fno-pie",
-            "-no-pie",
-        ],
+        // Position-independent, so it loads wherever the kernel puts an interpreter.
+        &["-static-pie", "-nostdlib", "-fPIE", "-fno-stack-protector"],
     )?;
     let writer = static_probe("cve-2019-5736-writer", WRITER)?;
     Some(Probes { interp, writer })
