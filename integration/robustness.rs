@@ -339,7 +339,6 @@ fn reap_orphaned_inits() {
 /// state leaves the cgroup, and once cloned the init (waiting for `start`), behind;
 /// `delete --force` finds no state.json and removes only the directory (SECURITY.md).
 #[test]
-#[ignore = "berth leaks the cgroup and init of a create killed before it records the state"]
 fn create_killed_at_each_step_is_cleaned_by_delete_force() {
     let Some(t) = Env::new("robust_sigkill") else {
         return;

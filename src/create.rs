@@ -86,7 +86,13 @@ fn build(
     let listener =
         UnixListener::bind(&addr).with_ctx(|| format!("bind {}", c.start_socket().display()))?;
     // The cgroup first, limits and all, so the init is bound by them from its first step.
-    let cg = cgroups::create(&b.spec, &c.id)?;
+    // Recorded before a directory is made: a create killed from there on leaves a cgroup
+    // (and maybe an init in it) that `delete --force` finds without a state.json.
+    let journal = |rec: &cgroups::Record| -> Result<()> {
+        let data = serde_json::to_vec(rec)?;
+        write_atomic(&c.dir.join(crate::container::CGROUP_FILE), &data, 0o600)
+    };
+    let cg = cgroups::create(&b.spec, &c.id, &journal)?;
     let spawned = process::spawn(&process::SpawnArgs {
         id: &c.id,
         spec: &b.spec,

@@ -53,6 +53,16 @@ pub fn delete(store: &Store, a: &DeleteArgs) -> Result<()> {
                 .with_ctx(|| format!("delete container {}", a.id))?;
         }
         poststop(st);
+    } else {
+        // A create that died half-way: its cgroup (and an init waiting in it) may remain.
+        let path = c.dir.join(crate::container::CGROUP_FILE);
+        if let Ok(data) = std::fs::read(&path) {
+            let rec: cgroups::Record =
+                serde_json::from_slice(&data).with_ctx(|| format!("parse {}", path.display()))?;
+            cgroups::Cgroup::load(&rec)?
+                .destroy()
+                .with_ctx(|| format!("delete container {}", a.id))?;
+        }
     }
     c.remove()
 }

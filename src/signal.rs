@@ -51,7 +51,7 @@ fn parse_rt(name: &str) -> Option<Option<i32>> {
     };
     let n = off.and_then(|o| o.parse::<i32>().ok());
     Some(
-        n.map(|n| base + sign * n)
+        n.and_then(|n| base.checked_add(sign * n))
             .filter(|v| (min..=max).contains(v)),
     )
 }
@@ -78,6 +78,9 @@ mod tests {
         assert_eq!(parse_signal("rtmax-1").unwrap(), libc::SIGRTMAX() - 1);
         assert!(parse_signal("RTMIN+99").is_err());
         assert!(parse_signal("RTMINX").is_err());
+        // Found by fuzzing: no overflow on huge offsets.
+        assert!(parse_signal("RTMIN+2147483647").is_err());
+        assert!(parse_signal("RTMAX-2147483647").is_err());
     }
 
     #[test]

@@ -213,7 +213,13 @@ fn driver(rec: &Record) -> Result<Box<dyn Driver>> {
 /// Make the container's cgroup and apply `linux.resources`; on failure nothing is left.
 /// `None`: an unprivileged caller who may not make cgroups and asked for no limits runs
 /// the container in its own cgroup, as runc does rootless.
-pub fn create(spec: &Spec, id: &str) -> Result<Option<Cgroup>> {
+/// `journal` is given the record before any directory is made, listing every directory
+/// that is about to be made, so a create killed half-way can be undone from it.
+pub fn create(
+    spec: &Spec,
+    id: &str,
+    journal: &dyn Fn(&Record) -> Result<()>,
+) -> Result<Option<Cgroup>> {
     let mode = mode()?;
     log::debug!("cgroups: {} host", mode.name());
     let linux = spec.linux().as_ref();
@@ -228,6 +234,16 @@ pub fn create(spec: &Spec, id: &str) -> Result<Option<Cgroup>> {
             made: Vec::new(),
         })?,
     };
+    let planned = Record {
+        dirs: cg.record.dirs.clone(),
+        made: cg
+            .record
+            .dirs
+            .iter()
+            .flat_map(|d| missing_ancestors(d))
+            .collect(),
+    };
+    journal(&planned)?;
     let r = (|| -> Result<()> {
         for d in cg.record.dirs.clone() {
             fs::mkdir_all(&d, &mut cg.record.made).ctx("config.json linux.cgroupsPath")?;
@@ -392,6 +408,17 @@ impl Cgroup {
             rmdir(d);
         }
     }
+}
+
+/// `dir` and its ancestors that do not exist yet, outermost first.
+fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|p| !p.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    out.reverse();
+    out
 }
 
 /// rmdir every cgroup below `dir` (a container may make its own), deepest first.

@@ -27,6 +27,9 @@ use crate::error::{Context, Result};
 pub use id::validate_id;
 pub use proc_stat::proc_stat;
 
+/// The cgroup record, written as soon as `create` has made the cgroup (before state.json).
+pub const CGROUP_FILE: &str = "cgroup.json";
+
 /// Name of the unix socket on which a created init waits for `start`.
 pub const START_SOCKET: &str = "start.sock";
 const STATE_FILE: &str = "state.json";
