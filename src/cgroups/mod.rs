@@ -130,7 +130,12 @@ fn parse_mode(mountinfo: &str) -> Option<Mode> {
                 .filter(|o| {
                     !matches!(
                         *o,
-                        "rw" | "ro" | "xattr" | "noprefix" | "clone_children" | "cpuset_v2_mode"
+                        "rw" | "ro"
+                            | "xattr"
+                            | "noprefix"
+                            | "clone_children"
+                            | "cpuset_v2_mode"
+                            | "none"
                     ) && (o.starts_with("name=") || !o.contains('='))
                 })
                 .map(str::to_string)
@@ -523,5 +528,11 @@ mod tests {
         let v1 = "32 31 0:29 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids";
         assert_eq!(parse_mode(v1).unwrap().name(), "v1");
         assert_eq!(parse_mode("1 0 0:1 / / rw - ext4 /dev/sda rw"), None);
+        // A named hierarchy mounted with "none" has only its name as controller.
+        let named = "40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,none,name=systemd";
+        let Some(Mode::V1(h)) = parse_mode(named) else {
+            panic!()
+        };
+        assert_eq!(h[0].controllers, vec!["name=systemd"]);
     }
 }

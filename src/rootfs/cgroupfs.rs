@@ -23,23 +23,12 @@ use crate::error::{Context, Result};
 
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Super options of a v1 cgroup mount that are not controllers.
-const NOT_CONTROLLERS: &[&str] = &[
-    "rw",
-    "ro",
-    "xattr",
-    "noprefix",
-    "clone_children",
-    "cpuset_v2_mode",
-    "none",
-];
-
 /// `in_cgroupns`: the init is in a cgroup namespace of the container's (new or joined).
 pub fn mount(root: &Root, dest: &Path, o: &MountOptions, in_cgroupns: bool) -> Result<()> {
     let target = root.mount_point(dest, Kind::Dir, "a cgroup filesystem")?;
     super::mounts::not_inside_proc(root, &target, "cgroup")?;
     let proc = HostProc::open()?;
-    let hierarchies = host_hierarchies(&proc.read("self/mountinfo")?);
+    let hierarchies = host_hierarchies()?;
     let own = proc.read("self/cgroup")?;
     let mnt = if hierarchies.is_empty() {
         let v2 = Hierarchy {
@@ -136,7 +125,7 @@ fn v1_tree(
     Ok(tmpfs)
 }
 
-/// A cgroup hierarchy mounted at `/sys/fs/cgroup/<dir>`.
+/// A cgroup hierarchy below `/sys/fs/cgroup`, as the mount needs it.
 #[derive(Debug, PartialEq)]
 struct Hierarchy {
     dir: String,
@@ -145,46 +134,22 @@ struct Hierarchy {
     v2: bool,
 }
 
-/// Hierarchies mounted directly below /sys/fs/cgroup; empty on a pure v2 host.
-fn host_hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mp = pre.split(' ').nth(4).unwrap_or("");
-        let Some(dir) = mp.strip_prefix("/sys/fs/cgroup/") else {
-            continue;
-        };
-        if dir.contains('/') {
-            continue;
-        }
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let superopts = post.nth(1).unwrap_or("");
-        let v2 = match fstype {
-            "cgroup" => false,
-            "cgroup2" => true,
-            _ => continue,
-        };
-        let controllers = if v2 {
-            Vec::new()
-        } else {
-            superopts
-                .split(',')
-                .filter(|o| {
-                    !NOT_CONTROLLERS.contains(o) && (o.starts_with("name=") || !o.contains('='))
+/// The host's hierarchies, from the probe the cgroup driver made once
+/// (`cgroups::mode`); empty on a pure v2 host.
+fn host_hierarchies() -> Result<Vec<Hierarchy>> {
+    Ok(match crate::cgroups::mode()? {
+        crate::cgroups::Mode::V2 => Vec::new(),
+        crate::cgroups::Mode::V1(hs) => hs
+            .iter()
+            .filter_map(|h| {
+                Some(Hierarchy {
+                    dir: h.mount.file_name()?.to_str()?.to_string(),
+                    controllers: h.controllers.clone(),
+                    v2: h.v2,
                 })
-                .map(str::to_string)
-                .collect()
-        };
-        out.push(Hierarchy {
-            dir: dir.to_string(),
-            controllers,
-            v2,
-        });
-    }
-    out
+            })
+            .collect(),
+    })
 }
 
 /// This process's cgroup in hierarchy `h`, from /proc/self/cgroup.
@@ -212,35 +177,29 @@ fn own_path(proc_cgroup: &str, h: &Hierarchy) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    const MOUNTINFO: &str = "\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-42 31 0:39 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct";
-
-    #[test]
-    fn finds_hybrid_hierarchies() {
-        let h = host_hierarchies(MOUNTINFO);
-        assert_eq!(h.len(), 4);
-        assert_eq!(h[0].controllers, vec!["cpu"]);
-        assert_eq!(h[1].controllers, vec!["name=systemd"]);
-        assert!(h[2].v2);
-        assert_eq!(h[3].dir, "cpu,cpuacct");
-    }
-
-    #[test]
-    fn pure_v2_has_none() {
-        let mi = "31 23 0:28 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw";
-        assert!(host_hierarchies(mi).is_empty());
+    fn h(dir: &str, controllers: &[&str], v2: bool) -> Hierarchy {
+        Hierarchy {
+            dir: dir.to_string(),
+            controllers: controllers.iter().map(|c| c.to_string()).collect(),
+            v2,
+        }
     }
 
     #[test]
     fn own_path_matches_controller_sets() {
         let pc = "12:cpuacct,cpu:/a\n1:name=systemd:/s\n0::/u\n";
-        let h = host_hierarchies(MOUNTINFO);
-        assert_eq!(own_path(pc, &h[3]), Some(PathBuf::from("/a")));
-        assert_eq!(own_path(pc, &h[2]), Some(PathBuf::from("/u")));
-        assert_eq!(own_path(pc, &h[0]), None);
+        assert_eq!(
+            own_path(pc, &h("cpu,cpuacct", &["cpu", "cpuacct"], false)),
+            Some(PathBuf::from("/a"))
+        );
+        assert_eq!(
+            own_path(pc, &h("systemd", &["name=systemd"], false)),
+            Some(PathBuf::from("/s"))
+        );
+        assert_eq!(
+            own_path(pc, &h("unified", &[], true)),
+            Some(PathBuf::from("/u"))
+        );
+        assert_eq!(own_path(pc, &h("cpu", &["cpu"], false)), None);
     }
 }
