@@ -11,7 +11,7 @@ release:
 
 # Build berth, make a busybox bundle and run a container that says hello.
 demo: build
-	hack/demo.sh target/debug/berth
+	hack/demo.sh target/x86_64-unknown-linux-gnu/debug/berth
 
 # Every test: formatting, lints, unit tests (no root) and integration tests (root) on
 # this machine, then the cgroup integration tests again on a pure cgroup v2 kernel in QEMU

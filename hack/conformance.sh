@@ -5,7 +5,7 @@
 #
 # RUNTIME_TOOLS_DIR is a checkout of opencontainers/runtime-tools in which
 # `make runtimetest validation-executables` has already been run (this script does not
-# build it). RUNTIME defaults to this tree's target/release/berth, else target/debug/berth.
+# build it). RUNTIME defaults to this tree's target/x86_64-unknown-linux-gnu/release/berth, else target/x86_64-unknown-linux-gnu/debug/berth.
 # The tests run from the tree root, as they require. A .t exits 0 even when its cases fail:
 # the summary counts the TAP lines.
 set -eu
@@ -15,8 +15,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 runtime=${1:-}
 [ $# -gt 0 ] && shift
 if [ -z "$runtime" ]; then
-	runtime=$here/target/release/berth
-	[ -x "$runtime" ] || runtime=$here/target/debug/berth
+	runtime=$here/target/x86_64-unknown-linux-gnu/release/berth
+	[ -x "$runtime" ] || runtime=$here/target/x86_64-unknown-linux-gnu/debug/berth
 fi
 runtime=$(realpath "$runtime")
 tests=${*:-create state start kill kill_no_effect delete pidfile hostname process}

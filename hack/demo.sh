@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run one container from a fresh busybox bundle: hack/demo.sh [berth-binary]
 set -eu
-berth=$(realpath "${1:-target/debug/berth}")
+berth=$(realpath "${1:-target/x86_64-unknown-linux-gnu/debug/berth}")
 here=$(dirname "$0")
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -4,7 +4,7 @@
 # `berth spec`, with the process set to run without a terminal.
 set -eu
 dir=${1:?usage: hack/mkbundle.sh DIR [berth-binary]}
-berth=${2:-target/debug/berth}
+berth=${2:-target/x86_64-unknown-linux-gnu/debug/berth}
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] || { echo "busybox not found: apt-get install busybox-static" >&2; exit 1; }
 if ! file -L "$busybox" 2>/dev/null | grep -q 'statically linked' && ldd "$busybox" >/dev/null 2>&1; then

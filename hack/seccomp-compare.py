@@ -6,7 +6,7 @@
 Runs `sleep` in a busybox container with each runtime, reads the filter the kernel holds
 for the container's process (ptrace PTRACE_SECCOMP_GET_FILTER), and runs it in a small
 classic-BPF interpreter: its length, and how many instructions a few common x86_64 calls
-execute. Needs target/release/berth, runc, busybox-static.
+execute. Needs target/x86_64-unknown-linux-gnu/release/berth, runc, busybox-static.
 """
 import ctypes
 import json
@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BERTH = os.path.join(HERE, "target/release/berth")
+BERTH = os.path.join(HERE, "target/x86_64-unknown-linux-gnu/release/berth")
 PROFILE = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     HERE, "integration/data/containers-seccomp.oci.json")
 CALLS = [("read", 0), ("write", 1), ("futex", 202), ("epoll_wait", 232)]

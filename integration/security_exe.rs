@@ -20,6 +20,14 @@
 //! into the same image and execs its entry point) has its binary overwritten by the same
 //! image, which shows the attack and the check work. All of it runs on copies.
 //!
+//! berth is linked statically, so the kernel loads no ELF interpreter when it runs berth's
+//! binary: the image's `ld-linux-x86-64.so.2` never runs (the tests check it stays silent).
+//! The attack then takes the other road to the same file: the berth that `#!/proc/self/exe`
+//! started inside the container is kept waiting (its arguments come from the script line
+//! and the container's process: `update ID --resources /fifo`, and nobody writes to the
+//! fifo yet), and a second process of the container opens its `/proc/PID/exe`, lets it go
+//! on, and writes through that fd once the binary is no longer executed.
+//!
 //! `/proc/<pid>/exe` of a berth process opened from another process of the container
 //! (the non-dumpable protection, and CAP_SYS_PTRACE) is tested in `exec.rs`.
 
@@ -63,17 +71,71 @@ void entry(void) {
 __asm__(".globl _start\n_start:\n\tand $-16, %rsp\n\tcall entry\n\thlt\n");
 "#;
 
-/// Opens `/proc/self/fd/N` for writing, retrying while the file is still being executed
-/// (ETXTBSY: the runtime has not exited yet), and writes a marker over its first bytes.
+/// `writer N` opens `/proc/self/fd/N` for writing, retrying while the file is still being
+/// executed (ETXTBSY: the runtime has not exited yet), and writes a marker over its first
+/// bytes. `writer FIFO` first finds the berth that reads FIFO (`update … --resources FIFO`),
+/// keeps an `O_PATH` fd of its `/proc/PID/exe`, says what it points to, and opens FIFO for
+/// writing, which lets that berth go on and exit.
 const WRITER: &str = r#"
+#define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+/* The pid of a process whose argv[1] is "update" and one of whose arguments is FIFO. */
+static int reader_of(const char *fifo) {
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int found = 0;
+	while (d && (e = readdir(d)) && !found) {
+		int pid = atoi(e->d_name);
+		if (pid <= 0 || pid == getpid()) continue;
+		char p[64], buf[4096];
+		snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
+		int f = open(p, O_RDONLY);
+		if (f < 0) continue;
+		ssize_t n = read(f, buf, sizeof buf - 1);
+		close(f);
+		if (n <= 0) continue;
+		buf[n] = 0;
+		char *arg = buf, *end = buf + n;
+		int i = 0, update = 0, names = 0;
+		for (; arg < end; arg += strlen(arg) + 1, i++) {
+			if (i == 1 && !strcmp(arg, "update")) update = 1;
+			if (!strcmp(arg, fifo)) names = 1;
+		}
+		if (update && names) found = pid;
+	}
+	if (d) closedir(d);
+	return found;
+}
 int main(int argc, char **argv) {
 	char p[64];
-	snprintf(p, sizeof p, "/proc/self/fd/%s", argc > 1 ? argv[1] : "3");
+	int fd = 3;
+	if (argc > 1 && argv[1][0] == '/') {
+		int pid = 0;
+		for (int i = 0; i < 400 && !pid; i++) {
+			pid = reader_of(argv[1]);
+			if (!pid) usleep(25000);
+		}
+		if (!pid) { printf("writer: no process reads %s\n", argv[1]); return 0; }
+		char link[512] = "";
+		snprintf(p, sizeof p, "/proc/%d/exe", pid);
+		fd = open(p, O_PATH);
+		ssize_t n = readlink(p, link, sizeof link - 1);
+		if (n > 0) link[n] = 0;
+		printf("attack: exe=%s\n", link);
+		fflush(stdout);
+		if (fd < 0) { printf("writer: open %s: %s\n", p, strerror(errno)); return 0; }
+		int w = open(argv[1], O_WRONLY);
+		if (w >= 0) close(w);
+	} else if (argc > 1) {
+		fd = atoi(argv[1]);
+	}
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
 	for (int i = 0; i < 400; i++) {
 		int w = open(p, O_WRONLY);
 		if (w < 0 && errno == ETXTBSY) { usleep(25000); continue; }
@@ -128,13 +190,32 @@ fn probes() -> Option<Probes> {
 }
 
 /// The hostile image: `/bin/evil` is `#!/proc/self/exe`, and the dynamic loader every
-/// glibc program asks for is the attacker's.
+/// glibc program asks for is the attacker's (for the naive runtime, which is dynamically
+/// linked). `/bin/evil-update` is `#!/proc/self/exe update`: a static berth run by it
+/// waits on `/fifo` when given `--resources /fifo`.
 fn hostile_image(p: &Probes, rootfs: &Path) {
     install(&p.interp, rootfs, "lib64/ld-linux-x86-64.so.2");
     install(&p.writer, rootfs, "bin/writer");
-    fs::write(rootfs.join("bin/evil"), "#!/proc/self/exe\n").unwrap();
-    fs::set_permissions(rootfs.join("bin/evil"), fs::Permissions::from_mode(0o755)).unwrap();
+    for (name, line) in [
+        ("evil", "#!/proc/self/exe\n"),
+        ("evil-update", "#!/proc/self/exe update\n"),
+    ] {
+        fs::write(rootfs.join("bin").join(name), line).unwrap();
+        fs::set_permissions(
+            rootfs.join("bin").join(name),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    nix::unistd::mkfifo(
+        &rootfs.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
 }
+
+/// The container's process: the script whose interpreter is `/proc/self/exe`.
+const EVIL: [&str; 3] = ["/bin/evil-update", "--resources", "/fifo"];
 
 /// What the writer reported, once it has.
 fn writer_said(out: &Out) -> String {
@@ -180,9 +261,14 @@ fn proc_self_exe_overwrite_from_the_init() {
     let Some(p) = probes() else { return };
     let copy = berth_copy(&t);
     for how in ["run -d", "create + start"] {
+        // No pid namespace: the writer must outlive the init it attacks.
         let b = t.bundle_own_rootfs(
             |r| hostile_image(&p, r),
-            |c| c["process"]["args"] = json!(["/bin/evil"]),
+            |c| {
+                c["process"]["args"] = json!(EVIL);
+                let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| n["type"] != "pid");
+            },
         );
         let host = HostState::new(&t, &[]);
         let id = t.id("init");
@@ -195,12 +281,14 @@ fn proc_self_exe_overwrite_from_the_init() {
             created
         };
         out.ok();
-        // The container's output goes to create's (or run's) stdout.
-        let said = writer_said(&out);
-        // The attacker's code did run as the container's program, with berth as its exe…
-        assert!(said.contains("interp: exe="), "{how}: {said}");
-        // …and could not write to it.
+        let w = berth_bin(&t, &copy, &["exec", "-d", &id, "/bin/writer", "/fifo"]);
+        w.ok();
+        let said = writer_said(&w);
+        // The attacker held berth's exe, the binary the init's program was run with…
+        assert!(said.contains("attack: exe="), "{how}: {said}");
+        // …and could not write to it; the image's loader never ran.
         assert!(!said.contains("writer: wrote"), "{how}: {said}");
+        assert!(!out.stdout_now().contains("interp:"), "{how}: {out}");
         host.assert_same(&format!("{how}: {said}"));
         t.berth(&["delete", "--force", &id]);
     }
@@ -222,10 +310,15 @@ fn proc_self_exe_overwrite_from_an_exec() {
     let host = HostState::new(&t, &[]);
     // Detached, as `docker exec -d`: no berth process is left once the process runs, so
     // only the protection stands between the writer and the binary.
-    let out = berth_bin(&t, &copy, &["exec", "-d", &id, "/bin/evil"]);
+    let mut args = vec!["exec", "-d", &id];
+    args.extend(EVIL);
+    let out = berth_bin(&t, &copy, &args);
     out.ok();
-    let said = writer_said(&out);
-    assert!(said.contains("interp: exe="), "{said}");
+    let w = berth_bin(&t, &copy, &["exec", "-d", &id, "/bin/writer", "/fifo"]);
+    w.ok();
+    let said = writer_said(&w);
+    assert!(said.contains("attack: exe="), "{said}");
     assert!(!said.contains("writer: wrote"), "{said}");
+    assert!(!out.stdout_now().contains("interp:"), "{out}");
     host.assert_same(&said);
 }

@@ -65,16 +65,15 @@ fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
             path.display()
         ));
     }
-    let reader = std::io::BufReader::new(f);
-    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut text = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_CONFIG + 1), &mut text)
+        .with_ctx(|| format!("read {}", path.display()))?;
     // The path of the field at fault (`process.capabilities.bounding[3]`) leads the message.
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        if field == "." || field == "?" {
-            err!("{}: {inner}", path.display())
+    crate::jsonpath::from_slice(&text).map_err(|(field, e)| {
+        if field == "." {
+            err!("{}: {e}", path.display())
         } else {
-            err!("{} {field}: {inner}", path.display())
+            err!("{} {field}: {e}", path.display())
         }
     })
 }

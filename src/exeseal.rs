@@ -153,7 +153,7 @@ fn overlay_view() -> Result<OwnedFd> {
         (Some(d), Some(n)) if d.is_absolute() => (d.to_path_buf(), n.to_os_string()),
         _ => return Err(err!("{}: no directory", path.display())),
     };
-    let empty = empty_dir()?;
+    let empty = empty_dir(&dir)?;
     let r = overlay_mount(&dir, &empty);
     let _ = std::fs::remove_dir(&empty);
     let mnt = r?;
@@ -201,20 +201,39 @@ fn overlay_mount(dir: &Path, empty: &Path) -> Result<OwnedFd> {
     )
 }
 
-/// A new empty directory, private to this process.
-fn empty_dir() -> Result<PathBuf> {
-    let mut tmpl = std::env::temp_dir()
-        .join("berth-exeseal-XXXXXX")
-        .into_os_string()
-        .into_vec();
-    tmpl.push(0);
-    // SAFETY: mkdtemp rewrites the X's of a NUL-terminated buffer we own.
-    let r = unsafe { libc::mkdtemp(tmpl.as_mut_ptr().cast()) };
-    if r.is_null() {
-        return Err(Errno::last()).ctx("mkdtemp for the overlayfs view");
+/// A new empty directory, private to this process, not below `dir`: overlayfs refuses a
+/// layer inside another (berth in /tmp with the empty layer in /tmp too), and berth would
+/// then pay for a full memfd copy of the binary. /dev/shm first: a tmpfs on nearly every
+/// host, where making and removing a directory costs no journal write.
+fn empty_dir(dir: &Path) -> Result<PathBuf> {
+    let candidates = [
+        PathBuf::from("/dev/shm"),
+        std::env::temp_dir(),
+        "/run".into(),
+        "/var/tmp".into(),
+    ];
+    let mut last = err!("no directory outside {} for the empty layer", dir.display());
+    for base in candidates
+        .iter()
+        .filter(|c| c.is_absolute() && !c.starts_with(dir))
+    {
+        let mut tmpl = base
+            .join("berth-exeseal-XXXXXX")
+            .into_os_string()
+            .into_vec();
+        tmpl.push(0);
+        // SAFETY: mkdtemp rewrites the X's of a NUL-terminated buffer we own.
+        if unsafe { libc::mkdtemp(tmpl.as_mut_ptr().cast()) }.is_null() {
+            last = crate::error::Error::from(Errno::last()).context(format!(
+                "mkdtemp in {} for the overlayfs view",
+                base.display()
+            ));
+            continue;
+        }
+        tmpl.pop();
+        return Ok(PathBuf::from(OsString::from_vec(tmpl)));
     }
-    tmpl.pop();
-    Ok(PathBuf::from(OsString::from_vec(tmpl)))
+    Err(last)
 }
 
 /// A sealed in-memory copy of the binary (used where overlayfs cannot be mounted).

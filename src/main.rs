@@ -13,6 +13,7 @@ mod exec;
 mod exeseal;
 mod features;
 mod hooks;
+mod jsonpath;
 mod kill;
 mod list;
 mod logging;

@@ -48,9 +48,8 @@ fn resources(a: &UpdateArgs) -> Result<LinuxResources> {
             } else {
                 std::fs::read_to_string(src).with_ctx(|| format!("--resources {src}"))?
             };
-            let de = &mut serde_json::Deserializer::from_str(&text);
-            serde_path_to_error::deserialize(de)
-                .map_err(|e| err!("--resources {src}: {}: {}", e.path(), e.inner()))?
+            crate::jsonpath::from_slice(text.as_bytes())
+                .map_err(|(path, e)| err!("--resources {src}: {path}: {e}"))?
         }
     };
     if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {

@@ -10,6 +10,9 @@ pub mod error;
 #[path = "../../src/bundle.rs"]
 pub mod bundle;
 
+#[path = "../../src/jsonpath.rs"]
+pub mod jsonpath;
+
 #[path = "../../src/signal.rs"]
 pub mod signal;
 

@@ -56,6 +56,15 @@ pub fn keyed(list: &[(String, u64)], key: &str) -> Option<u64> {
 /// `mkdir -p`, appending to `made` each directory this call created (parents first). A
 /// parent removed meanwhile by the `delete` of another container is made again.
 pub fn mkdir_all(dir: &Path, made: &mut Vec<PathBuf>) -> Result<()> {
+    // The usual case first: the parent exists, one mkdir and no lookups.
+    match std::fs::create_dir(dir) {
+        Ok(()) => {
+            made.push(dir.to_path_buf());
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(_) => {}
+    }
     let mut tries = 0;
     loop {
         let mut missing = Vec::new();

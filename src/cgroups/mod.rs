@@ -99,7 +99,10 @@ pub fn mode() -> Result<&'static Mode> {
 }
 
 fn parse_mode(mountinfo: &str) -> Option<Mode> {
-    let mut hs = Vec::new();
+    // Mounts in mountinfo order: a later mount on the same point (or on /sys/fs/cgroup
+    // itself) hides what was there, e.g. a tmpfs laid over `/sys/fs/cgroup/unified` in a
+    // private mount namespace makes a hybrid host plain v1 for this process.
+    let mut seen: Vec<(&str, &str, &str)> = Vec::new();
     for line in mountinfo.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
             continue;
@@ -108,8 +111,21 @@ fn parse_mode(mountinfo: &str) -> Option<Mode> {
         let mut post = post.split(' ');
         let fstype = post.next().unwrap_or("");
         let superopts = post.nth(1).unwrap_or("");
-        if mp == ROOT && fstype == "cgroup2" {
-            return Some(Mode::V2);
+        if mp == ROOT {
+            seen.clear();
+        } else if !mp.starts_with("/sys/fs/cgroup/") {
+            continue;
+        }
+        seen.retain(|(m, ..)| *m != mp);
+        seen.push((mp, fstype, superopts));
+    }
+    let mut hs = Vec::new();
+    for (mp, fstype, superopts) in seen {
+        if mp == ROOT {
+            if fstype == "cgroup2" {
+                return Some(Mode::V2);
+            }
+            continue;
         }
         let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") else {
             continue;
@@ -534,5 +550,10 @@ mod tests {
             panic!()
         };
         assert_eq!(h[0].controllers, vec!["name=systemd"]);
+        // A tmpfs laid over the unified mount (crun's way onto a hybrid host) hides it.
+        let hidden = format!("{hybrid}\n50 41 0:60 / /sys/fs/cgroup/unified rw - tmpfs none rw");
+        assert_eq!(parse_mode(&hidden).unwrap().name(), "v1");
+        let over = format!("{hybrid}\n51 23 0:61 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw");
+        assert_eq!(parse_mode(&over), Some(Mode::V2));
     }
 }

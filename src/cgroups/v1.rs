@@ -12,7 +12,7 @@ use super::oom::OomWatch;
 use super::stats;
 use super::{Apply, Driver, Hierarchy, ROOT, devices::Rule};
 use crate::err;
-use crate::error::Result;
+use crate::error::{Context, Result};
 
 pub struct V1 {
     cgs: Vec<(Hierarchy, PathBuf)>,
@@ -338,18 +338,33 @@ impl V1 {
     }
 }
 
-/// devices.allow / devices.deny, one rule a write, in order.
+/// devices.allow / devices.deny, one rule a write, in order; each file opened once.
 pub fn apply_devices(hs: &[Hierarchy], dirs: &[PathBuf], rules: &[Rule]) -> Result<()> {
+    use std::io::Write;
     let v = V1::new(hs, dirs);
     let field = "config.json linux.resources.devices";
     let dir = v.need("devices", field, "devices.allow")?;
+    let mut files: [Option<std::fs::File>; 2] = [None, None];
     for r in rules {
-        let file = if r.allow {
-            "devices.allow"
+        let (slot, name) = if r.allow {
+            (0, "devices.allow")
         } else {
-            "devices.deny"
+            (1, "devices.deny")
         };
-        write(dir, file, &r.v1_line(), field)?;
+        let p = dir.join(name);
+        let f = match &mut files[slot] {
+            Some(f) => f,
+            empty => empty.insert(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .with_ctx(|| format!("{field}: open {}", p.display()))?,
+            ),
+        };
+        let line = r.v1_line();
+        // One rule per write(2): the kernel reads a single rule from each.
+        f.write_all(line.as_bytes())
+            .with_ctx(|| format!("{field}: write {line:?} to {}", p.display()))?;
     }
     Ok(())
 }
