@@ -48,6 +48,25 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The subcommand named in `args` (argv without argv[0]), found without clap: the global
+/// options that take a value are the only ones whose value is skipped. `main` uses it to
+/// re-execute `create`, `run` and `exec` from the sealed binary before parsing anything.
+pub fn subcommand(args: &[std::ffi::OsString]) -> Option<&str> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let a = a.to_str()?;
+        match a {
+            "--root" | "--log" | "--log-format" | "--rootless" => {
+                it.next();
+            }
+            "--" => return it.next().and_then(|s| s.to_str()),
+            _ if a.starts_with('-') => {}
+            _ => return Some(a),
+        }
+    }
+    None
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a container from a bundle; it waits for `start`
@@ -311,6 +330,48 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn subcommand_without_clap_agrees_with_clap() {
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["run", "x"], Some("run")),
+            (
+                &[
+                    "--root",
+                    "/r",
+                    "--log",
+                    "/l",
+                    "--log-format",
+                    "json",
+                    "create",
+                    "x",
+                ],
+                Some("create"),
+            ),
+            (
+                &["--root=/r", "--debug", "exec", "-t", "x", "sh"],
+                Some("exec"),
+            ),
+            (
+                &["--systemd-cgroup", "--rootless", "false", "state", "run"],
+                Some("state"),
+            ),
+            (&["--root", "run", "start", "x"], Some("start")),
+            (&["--version"], None),
+            (&[], None),
+        ];
+        for (args, want) in cases {
+            let os: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            assert_eq!(subcommand(&os), *want, "{args:?}");
+            if let Some(w) = want {
+                let name = format!("{:?}", parse(args).command.unwrap());
+                assert!(
+                    name.to_lowercase().starts_with(w),
+                    "{args:?}: clap says {name}"
+                );
+            }
+        }
     }
 
     #[test]

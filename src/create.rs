@@ -3,9 +3,11 @@
 //! 1. load and check the bundle;
 //! 2. make the state directory (locked);
 //! 3. bind the start socket;
-//! 4. make the cgroup and apply `linux.resources` (`cgroups/`);
-//! 5. clone the init into its namespaces and cgroup; it sets up the container and waits;
-//! 6. record the state and the pid file.
+//! 4. clone the init into its namespaces; make the cgroup and apply `linux.resources`
+//!    (`cgroups/`): on v2 first, the init cloned into it; on v1 and hybrid hosts while the
+//!    init builds the root filesystem, put in it before its cgroup namespace, cgroup mounts
+//!    and hooks (`process::spawn`); the init sets up the container and waits;
+//! 5. record the state and the pid file.
 //!
 //! Any failure undoes every step before it.
 
@@ -85,15 +87,14 @@ fn build(
     let addr = c.start_socket_addr();
     let listener =
         UnixListener::bind(&addr).with_ctx(|| format!("bind {}", c.start_socket().display()))?;
-    // The cgroup first, limits and all, so the init is bound by them from its first step.
-    // Recorded before a directory is made: a create killed from there on leaves a cgroup
+    // The cgroup is recorded before a directory is made: a create killed from there on leaves a cgroup
     // (and maybe an init in it) that `delete --force` finds without a state.json.
     let journal = |rec: &cgroups::Record| -> Result<()> {
         let data = serde_json::to_vec(rec)?;
         write_atomic(&c.dir.join(crate::container::CGROUP_FILE), &data, 0o600)
     };
-    let cg = cgroups::create(&b.spec, &c.id, &journal)?;
-    let spawned = process::spawn(&process::SpawnArgs {
+    let make_cgroup = || cgroups::create(&b.spec, &c.id, &journal);
+    let sp = process::spawn(&process::SpawnArgs {
         id: &c.id,
         spec: &b.spec,
         rootfs: &b.rootfs,
@@ -104,15 +105,9 @@ fn build(
         preserve_fds: a.preserve_fds + listen_fds(),
         listener: &listener,
         parent_only: vec![c.dir_fd()],
-        cgroup: cg.as_ref(),
-    });
-    let sp = match spawned {
-        Ok(sp) => sp,
-        Err(e) => {
-            cg.as_ref().map(cgroups::Cgroup::destroy);
-            return Err(e);
-        }
-    };
+        make_cgroup: &make_cgroup,
+    })?;
+    let cg = sp.cgroup.as_ref();
     let st = State {
         oci_version: b.spec.version().clone(),
         id: c.id.clone(),
@@ -131,7 +126,7 @@ fn build(
             .collect(),
         hooks: b.spec.hooks().clone(),
         config: Some(b.spec.clone()),
-        cgroup: cg.as_ref().map(|cg| cg.record.clone()),
+        cgroup: cg.map(|cg| cg.record.clone()),
     };
     let record = || -> Result<()> {
         c.save(&st)?;
@@ -142,7 +137,7 @@ fn build(
     };
     if let Err(e) = record() {
         process::kill_and_reap(sp.pid, &sp.pidfd);
-        cg.as_ref().map(cgroups::Cgroup::destroy);
+        cg.map(cgroups::Cgroup::destroy);
         return Err(e);
     }
     Ok((st, sp))

@@ -66,7 +66,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         print!("{}", version());
         return Ok(0);
     };
-    // CVE-2019-5736: the commands that exec container content run from a sealed binary.
+    // CVE-2019-5736: the commands that exec container content run from a sealed binary
+    // (already done in `main` unless the argument scan there missed it or it failed).
     if matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
         exeseal::ensure()?;
     }
@@ -91,6 +92,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn main() {
+    // CVE-2019-5736: the commands that exec container content run from a sealed binary.
+    // Re-executed before the arguments are parsed, so they are parsed once; a failure here
+    // is reported by the same check in `dispatch`, once --log is known.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if matches!(cli::subcommand(&args), Some("create" | "run" | "exec")) {
+        let _ = exeseal::ensure();
+    }
+    drop(args);
     let cli = Cli::parse();
     if cli.version {
         print!("{}", version());

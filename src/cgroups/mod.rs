@@ -423,7 +423,10 @@ impl Cgroup {
     /// rmdir what create made, deepest first; a parent another container uses stays.
     fn remove_dirs(&self) {
         for d in self.record.made.iter().rev() {
-            if self.record.dirs.contains(d) {
+            // Listing a cgroup directory (dozens of files) costs more than trying the
+            // rmdir: the cgroups a container made below its own are looked for only when
+            // the rmdir fails.
+            if self.record.dirs.contains(d) && std::fs::remove_dir(d).is_err() && d.exists() {
                 remove_below(d);
             }
             rmdir(d);

@@ -41,6 +41,9 @@ pub struct InitArgs<'a> {
     pub listener: &'a UnixListener,
     /// Make a new cgroup namespace once in the container's cgroup (see `spawn`).
     pub new_cgroupns: bool,
+    /// v1/hybrid: the parent makes the cgroup while this init builds the root filesystem;
+    /// `Placed` comes later (see `SpawnArgs::make_cgroup`).
+    pub placed_later: bool,
 }
 
 /// Entry point of the child. Never returns.
@@ -86,8 +89,26 @@ struct Ready {
 /// `process` (the spec allows that for create; start then fails).
 fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
     let spec = a.spec;
-    // Nothing before this: the parent is putting this process into the container's cgroup.
-    ch.expect(Msg::Placed)?;
+    // Nothing before this (v2): the parent is putting this process into its cgroup.
+    if !a.placed_later {
+        ch.expect(Msg::Placed)?;
+    }
+    // v1/hybrid: in the container's cgroup (and then in a cgroup namespace of its own,
+    // rooted there) before the first step that depends on it: a cgroup mount, a hook, the
+    // end of the root filesystem's set-up.
+    let placed = std::cell::Cell::new(!a.placed_later);
+    let be_placed = || -> Result<()> {
+        if placed.get() {
+            return Ok(());
+        }
+        ch.expect(Msg::Placed)?;
+        placed.set(true);
+        if a.new_cgroupns {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+                .ctx("config.json linux.namespaces (cgroup): unshare")?;
+        }
+        Ok(())
+    };
     let new_user = a.plan.new.contains(CloneFlags::CLONE_NEWUSER);
     if new_user {
         ch.expect(Msg::Mapped)?;
@@ -113,7 +134,7 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
         })?;
     }
     namespaces::join_all(&a.plan.init_joins)?;
-    if a.new_cgroupns {
+    if a.new_cgroupns && !a.placed_later {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .ctx("config.json linux.namespaces (cgroup): unshare")?;
     }
@@ -185,6 +206,7 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
     let hook_list = spec.hooks().as_ref();
     let mut hook_state: Option<String> = None;
     let mut before_pivot = || -> Result<()> {
+        be_placed()?;
         if !hooks::any_before_start(hook_list) {
             return Ok(());
         }
@@ -216,6 +238,7 @@ fn setup(a: &InitArgs, ch: &Channel) -> Result<Option<Ready>> {
     let console = rootfs::prepare(&mut rootfs::Setup {
         terminal,
         before_pivot: &mut before_pivot,
+        placed: &be_placed,
         spec,
         rootfs: a.rootfs,
         bundle: a.bundle,

@@ -101,6 +101,7 @@ pub fn spawn(a: &JoinArgs) -> Result<Spawned> {
             pid,
             pidfd,
             start_time: 0,
+            cgroup: None,
         }),
         Err(e) => {
             kill_and_reap(pid, &pidfd);

@@ -41,10 +41,13 @@ pub struct SpawnArgs<'a> {
     pub listener: &'a UnixListener,
     /// The parent's own fds that the init must not keep (the state-dir lock).
     pub parent_only: Vec<RawFd>,
-    /// The container's cgroup, made and limited already: the init is put in it before it
-    /// acts (v2: cloned into it; v1, or when an intermediate clones: the parent writes its
-    /// pid, then sends `Placed`).
-    pub cgroup: Option<&'a crate::cgroups::Cgroup>,
+    /// Makes the container's cgroup and applies its limits (`None`: no cgroup of its own).
+    /// On cgroup v2, and when an intermediate clones the init, it is called before the
+    /// clone (v2: the init is cloned into it). On v1 and hybrid hosts it is called just
+    /// after the clone: the parent makes the directories in each hierarchy while the init
+    /// builds the root filesystem, then writes the init's pid and sends `Placed`; the init
+    /// waits for that before its cgroup namespace, its first cgroup mount and any hook.
+    pub make_cgroup: &'a dyn Fn() -> Result<Option<crate::cgroups::Cgroup>>,
 }
 
 /// A live init, set up and waiting for `start`.
@@ -53,6 +56,8 @@ pub struct Spawned {
     pub pidfd: OwnedFd,
     /// Field 22 of /proc/<pid>/stat.
     pub start_time: u64,
+    /// The container's cgroup, the init in it.
+    pub cgroup: Option<crate::cgroups::Cgroup>,
 }
 
 pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
@@ -74,15 +79,30 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
     let (parent, child) = sync::pair()?;
     let mut parent_only = a.parent_only.clone();
     parent_only.push(parent.raw_fd());
-    let cgroup_fd = match a.cgroup {
-        Some(cg) if plan.user_join.is_none() => cg.clone_fd()?,
+    // v1 and hybrid: the cgroup is made while the init works (see SpawnArgs::make_cgroup).
+    let later =
+        plan.user_join.is_none() && matches!(crate::cgroups::mode()?, crate::cgroups::Mode::V1(_));
+    let early = match later {
+        true => None,
+        false => (a.make_cgroup)()?,
+    };
+    let undo_early = |e: crate::error::Error| {
+        if let Some(cg) = &early
+            && let Err(d) = cg.destroy()
+        {
+            log::warn!("{d}");
+        }
+        e
+    };
+    let cgroup_fd = match &early {
+        Some(cg) if plan.user_join.is_none() => cg.clone_fd().map_err(undo_early)?,
         _ => None,
     };
     parent_only.extend(cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
     // Only the host's user namespace can idmap a mount: with a user namespace of the
     // container's own, those trees are made now and attached by the init.
     let idmapped = match plan.has(CloneFlags::CLONE_NEWUSER) {
-        true => Some(crate::rootfs::idmap::premake(a.spec, a.bundle)?),
+        true => Some(crate::rootfs::idmap::premake(a.spec, a.bundle).map_err(undo_early)?),
         false => None,
     };
     let become_init = || -> Infallible {
@@ -99,33 +119,46 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
             plan: &plan,
             listener: a.listener,
             new_cgroupns,
+            placed_later: later,
         };
         init::run(&args, &child, &parent_only)
     };
-    let (pid, pidfd) = match &plan.user_join {
-        Some(user) => via_user_namespace(user, &plan, a.spec, &become_init)?,
+    let cloned = match &plan.user_join {
+        Some(user) => via_user_namespace(user, &plan, a.spec, &become_init),
         None => {
             // pid and time namespaces given by path apply to the children of the caller.
-            namespaces::join_all(&plan.parent_joins)?;
-            match clone3_into(time_namespace(a.spec, plan.new)?, cgroup_fd.as_ref())? {
-                Some(p) => p,
-                // The init never returns from become_init.
-                #[allow(unreachable_code)]
-                None => match become_init() {},
-            }
+            namespaces::join_all(&plan.parent_joins).and_then(|()| {
+                match clone3_into(time_namespace(a.spec, plan.new)?, cgroup_fd.as_ref())? {
+                    Some(p) => Ok(p),
+                    // The init never returns from become_init.
+                    #[allow(unreachable_code)]
+                    None => match become_init() {},
+                }
+            })
         }
     };
+    let (pid, pidfd) = cloned.map_err(undo_early)?;
     drop(child);
 
+    let new_user = plan.new.contains(CloneFlags::CLONE_NEWUSER);
     let hooks_ran = std::cell::Cell::new(false);
+    let cgroup = std::cell::RefCell::new(early);
     let handshake = || -> Result<u64> {
-        if let Some(cg) = a.cgroup
+        if later {
+            // The init goes on with its namespaces and mounts meanwhile.
+            if new_user {
+                write_mappings(pid, a.spec)?;
+                parent.send(&Msg::Mapped)?;
+            }
+            *cgroup.borrow_mut() = (a.make_cgroup)()?;
+        }
+        if let Some(cg) = cgroup.borrow().as_ref()
             && cgroup_fd.is_none()
         {
             cg.add_pid(pid.as_raw())?;
         }
         parent.send(&Msg::Placed)?;
-        if plan.new.contains(CloneFlags::CLONE_NEWUSER) {
+        if new_user && !later {
             write_mappings(pid, a.spec)?;
             parent.send(&Msg::Mapped)?;
         }
@@ -156,9 +189,21 @@ pub fn spawn(a: &SpawnArgs) -> Result<Spawned> {
             pid,
             pidfd,
             start_time,
+            cgroup: cgroup.into_inner(),
         }),
         Err(e) => {
             kill_and_reap(pid, &pidfd);
+            // An init that failed on its own while its cgroup was being made left its
+            // reason on the channel: that is the error to report, not ESRCH or EPIPE.
+            let e = match parent.recv() {
+                Ok(Some(Msg::Error(t))) => crate::error::Error::new(t),
+                _ => e,
+            };
+            if let Some(cg) = cgroup.into_inner()
+                && let Err(d) = cg.destroy()
+            {
+                log::warn!("{d}");
+            }
             // A failed prestart, createRuntime or createContainer hook stops the container
             // and goes on with the lifecycle's end: poststop hooks run (runtime-spec
             // lifecycle steps 12 and 13).

@@ -4,20 +4,25 @@
 //!  berth create (parent)                         container init (child)
 //!  ─────────────────────                         ──────────────────────
 //!  socketpair, bind start.sock
-//!  make the cgroup, apply linux.resources
+//!  v2: make the cgroup, apply linux.resources
 //!  clone3(CLONE_NEW*,                            born in the new namespaces
 //!    v2: CLONE_INTO_CGROUP) ───────────────────▶ (v2: and in the container's cgroup)
-//!  v1/hybrid (or the init made by an
-//!    intermediate): write its pid into each
-//!    hierarchy's cgroup.procs
-//!    ── Placed ────────────────────────────────▶ waits for this before anything else
+//!  v2 (or the init made by an intermediate):     v2: waits for Placed before anything
+//!    write its pid into cgroup.procs
+//!    ── Placed ────────────────────────────────▶
 //!  [new user namespace only]
 //!    write uid_map, gid_map
 //!    ── Mapped ────────────────────────────────▶ waits for this before acting as root
-//!                                                join namespaces by path, unshare
-//!                                                the cgroup namespace (rooted at the
-//!                                                container's cgroup), hostname,
-//!                                                mounts, /dev
+//!  v1/hybrid: make the cgroup in each            join namespaces by path, hostname,
+//!    hierarchy, apply linux.resources, write     mounts (v1/hybrid: meanwhile; v2:
+//!                                                after the cgroup namespace)
+//!    the init's pid into each cgroup.procs
+//!    ── Placed ────────────────────────────────▶ v1/hybrid: waits for this before its
+//!                                                first cgroup mount, a hook or
+//!                                                pivot_root
+//!                                                unshare the cgroup namespace (rooted
+//!                                                at the container's cgroup), the rest
+//!                                                of the mounts, /dev
 //!  [only when config.json has hooks before start]
 //!  ◀──────────────────────────────── Hooks ────
 //!  run prestart, createRuntime hooks

@@ -51,6 +51,7 @@ fn fd_way(spec: &Spec, rootfs: &Path) {
     let mut nothing = || Ok(());
     let s = Setup {
         before_pivot: &mut nothing,
+        placed: &|| Ok(()),
         spec,
         rootfs,
         bundle: rootfs,

@@ -48,6 +48,9 @@ pub struct Setup<'a> {
     /// Called after every mount, before pivot_root: the createRuntime/createContainer
     /// hook point.
     pub before_pivot: &'a mut dyn FnMut() -> Result<()>,
+    /// Returns once the init is in the container's cgroup (and cgroup namespace): called
+    /// before the first cgroup mount, and before `before_pivot` in any case.
+    pub placed: &'a dyn Fn() -> Result<()>,
     pub spec: &'a Spec,
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
@@ -73,9 +76,11 @@ pub fn prepare(s: &mut Setup) -> Result<Option<console::Console>> {
                 "config.json process.terminal: needs a mount namespace in linux.namespaces, for the container's own /dev/pts"
             ));
         }
+        (s.placed)()?;
         return chroot_only(s).map(|()| None);
     }
     let (root, console) = build(s)?;
+    (s.placed)()?;
     (s.before_pivot)()?;
 
     propagation::before_pivot(s.spec)?;
@@ -99,6 +104,9 @@ fn build(s: &Setup) -> Result<(Root, Option<console::Console>)> {
 
     let mounts = s.spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in mounts.iter().enumerate() {
+        if matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")) {
+            (s.placed)()?;
+        }
         mounts::entry(&root, s, i, m)
             .with_ctx(|| format!("config.json mounts[{i}] ({})", m.destination().display()))?;
     }
