@@ -546,7 +546,27 @@ class Measure(Bench):
             info[rt] = d
         return info
 
+    def settle(self):
+        """Wait (up to SETTLE seconds, default 150) for the 1-minute load to fall below half
+        the cpus. What a previous run left behind, above all the kernel tearing down the
+        network namespaces of its 300 parallel containers, goes on for a minute or more
+        and slows every container start meanwhile, unevenly across the rounds."""
+        limit = env_int("SETTLE", 150)
+        end = time.monotonic() + limit
+        waited = False
+        while time.monotonic() < end:
+            with open("/proc/loadavg") as f:
+                load = float(f.read().split()[0])
+            if load < 0.5 * os.cpu_count():
+                break
+            if not waited:
+                print(f"  waiting for the machine to settle (load {load}; SETTLE=0 skips)",
+                      flush=True)
+                waited = True
+            time.sleep(2)
+
     def run(self):
+        self.settle()
         with open("/proc/loadavg") as f:
             load_start = f.read().split()[:3]
         self.meta = self.machine()

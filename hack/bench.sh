@@ -5,6 +5,8 @@
 #   OUT=FILE hack/bench.sh [ROUNDS]   where the JSON results go
 #                                     (default /tmp/berth-bench-DATE.json; the path is printed)
 #   PARALLEL=N PARALLEL_BATCHES=K     the parallel scenario: N runs at once, K times (100, 3)
+#   SETTLE=S                          wait up to S seconds (150) for the load to fall below
+#                                     half the cpus before measuring (0: do not wait)
 #
 # It builds berth (cargo build --release), copies the binary into a work directory under
 # /tmp (so that a rebuild during the bench does not swap it), and makes three busybox
