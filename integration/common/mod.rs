@@ -315,6 +315,37 @@ fn ppid_and_state(pid: i32) -> Option<(i32, char)> {
     Some((rest.next()?.parse().ok()?, state))
 }
 
+/// Reap the dead children of ours that lived in a nested pid namespace: processes of a
+/// container, reparented here when the berth that made them exited. Never a child of this
+/// process's own pid namespace (the berth commands the tests run and wait for).
+pub fn reap_container_orphans() {
+    let me = std::process::id() as i32;
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if ppid_and_state(pid) != Some((me, 'Z')) {
+            continue;
+        }
+        let nested = fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("NSpid:")
+                        .map(|v| v.split_whitespace().count())
+                })
+            })
+            .is_some_and(|levels| levels > 1);
+        if nested {
+            // SAFETY: waitpid on a zombie child of ours; status is a valid out pointer.
+            unsafe { libc::waitpid(pid, &mut 0, libc::WNOHANG) };
+        }
+    }
+}
+
 /// Reap `pid` if it is a dead child of ours (a container init reparented to this
 /// subreaper), waiting up to `patience` for it to die. Never waits on a live process
 /// beyond that, and never touches another process's children.
@@ -730,6 +761,17 @@ impl Drop for Env {
                 .and_then(|o| serde_json::from_str::<Value>(&o.stdout).ok())
                 .and_then(|v| v["pid"].as_i64())
                 .unwrap_or(0) as i32;
+            // Processes `exec -d` left behind are reparented to this (subreaper) process
+            // when their berth exits. Dead, they stay zombies of ours, and the container's
+            // pid-namespace init cannot finish dying (nor `delete --force` end) until they
+            // are reaped: kill everything, reap them, then delete.
+            if live > 0 {
+                let _ = self.try_berth(&["kill", "--all", &id, "KILL"], Duration::from_secs(10));
+                wait_until(Duration::from_secs(3), || {
+                    reap_container_orphans();
+                    !alive(live)
+                });
+            }
             let _ = self.try_berth(&["delete", "--force", &id], Duration::from_secs(20));
             if live > 0 && alive(live) {
                 // SAFETY: kill(2) on the init berth reported for this container just now.
