@@ -141,9 +141,67 @@ fn escaped(p: &Path) -> Vec<u8> {
     out
 }
 
+/// Overlayfs wants a second layer when it has no upper one: the root of a detached, empty
+/// tmpfs of this process's own (named to overlayfs as /proc/self/fd/N: no path anyone else
+/// sees, nothing to remove, nothing left behind if berth is killed), or where that cannot
+/// be made, an empty directory made for the purpose and removed once the mount exists.
+enum Empty {
+    Tmpfs(OwnedFd),
+    Dir(PathBuf),
+}
+
+impl Empty {
+    fn new(dir: &Path) -> Result<Empty> {
+        match detached_tmpfs() {
+            Ok(fd) => Ok(Empty::Tmpfs(fd)),
+            Err(e) => {
+                log::debug!("CVE-2019-5736 protection: no detached tmpfs ({e}), using a directory");
+                empty_dir(dir).map(Empty::Dir)
+            }
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        match self {
+            Empty::Tmpfs(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            Empty::Dir(p) => p.clone(),
+        }
+    }
+}
+
+impl Drop for Empty {
+    fn drop(&mut self) {
+        if let Empty::Dir(p) = self {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
+
+fn detached_tmpfs() -> Result<OwnedFd> {
+    let name = CString::new("tmpfs").unwrap();
+    // SAFETY: fsopen reads one NUL-terminated string.
+    let ctx = sys_fd(
+        unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) },
+        "fsopen tmpfs",
+    )?;
+    fsconfig(&ctx, libc::FSCONFIG_CMD_CREATE, None, None)?;
+    let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID;
+    // SAFETY: fsmount takes an fs context fd and integer flags.
+    sys_fd(
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                ctx.as_raw_fd(),
+                libc::FSMOUNT_CLOEXEC,
+                attrs,
+            )
+        },
+        "fsmount tmpfs",
+    )
+}
+
 /// The running binary, opened through a detached read-only overlayfs whose top layer is
-/// its directory. Overlayfs wants a second layer when it has no upper one: an empty
-/// directory made for the purpose and removed again once the mount exists.
+/// its directory (and whose second layer is [`Empty`]).
 fn overlay_view() -> Result<OwnedFd> {
     let path = std::fs::read_link("/proc/self/exe").ctx("readlink /proc/self/exe")?;
     if path.as_os_str().as_bytes().ends_with(b" (deleted)") {
@@ -153,10 +211,9 @@ fn overlay_view() -> Result<OwnedFd> {
         (Some(d), Some(n)) if d.is_absolute() => (d.to_path_buf(), n.to_os_string()),
         _ => return Err(err!("{}: no directory", path.display())),
     };
-    let empty = empty_dir(&dir)?;
-    let r = overlay_mount(&dir, &empty);
-    let _ = std::fs::remove_dir(&empty);
-    let mnt = r?;
+    let empty = Empty::new(&dir)?;
+    let mnt = overlay_mount(&dir, &empty.path())?;
+    drop(empty);
     let fd = nix::fcntl::openat(
         &mnt,
         name.as_os_str(),
