@@ -177,14 +177,18 @@ impl Drop for Empty {
     }
 }
 
-fn detached_tmpfs() -> Result<OwnedFd> {
-    let name = CString::new("tmpfs").unwrap();
+/// A new filesystem context of type `fstype`.
+fn fs_open(fstype: &str) -> Result<OwnedFd> {
+    let name = CString::new(fstype).map_err(|_| err!("NUL in a filesystem type"))?;
     // SAFETY: fsopen reads one NUL-terminated string.
-    let ctx = sys_fd(
+    sys_fd(
         unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) },
-        "fsopen tmpfs",
-    )?;
-    fsconfig(&ctx, libc::FSCONFIG_CMD_CREATE, None, None)?;
+        &format!("fsopen {fstype}"),
+    )
+}
+
+/// The created filesystem of `ctx` as a detached mount: read-only, nodev, nosuid.
+fn mount_read_only(ctx: &OwnedFd, fstype: &str) -> Result<OwnedFd> {
     let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID;
     // SAFETY: fsmount takes an fs context fd and integer flags.
     sys_fd(
@@ -196,8 +200,14 @@ fn detached_tmpfs() -> Result<OwnedFd> {
                 attrs,
             )
         },
-        "fsmount tmpfs",
+        &format!("fsmount {fstype}"),
     )
+}
+
+fn detached_tmpfs() -> Result<OwnedFd> {
+    let ctx = fs_open("tmpfs")?;
+    fsconfig(&ctx, libc::FSCONFIG_CMD_CREATE, None, None)?;
+    mount_read_only(&ctx, "tmpfs")
 }
 
 /// The running binary, opened through a detached read-only overlayfs whose top layer is
@@ -225,12 +235,7 @@ fn overlay_view() -> Result<OwnedFd> {
 }
 
 fn overlay_mount(dir: &Path, empty: &Path) -> Result<OwnedFd> {
-    let name = CString::new("overlay").unwrap();
-    // SAFETY: fsopen reads one NUL-terminated string.
-    let ctx = sys_fd(
-        unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) },
-        "fsopen overlay",
-    )?;
+    let ctx = fs_open("overlay")?;
     let mut lower = escaped(dir);
     lower.push(b':');
     lower.extend(escaped(empty));
@@ -243,19 +248,7 @@ fn overlay_mount(dir: &Path, empty: &Path) -> Result<OwnedFd> {
     // Not needed, and it logs to dmesg when the layers are on different filesystems.
     let _ = fsconfig(&ctx, libc::FSCONFIG_SET_STRING, Some("xino"), Some(b"off"));
     fsconfig(&ctx, libc::FSCONFIG_CMD_CREATE, None, None)?;
-    let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID;
-    // SAFETY: fsmount takes an fs context fd and integer flags.
-    sys_fd(
-        unsafe {
-            libc::syscall(
-                libc::SYS_fsmount,
-                ctx.as_raw_fd(),
-                libc::FSMOUNT_CLOEXEC,
-                attrs,
-            )
-        },
-        "fsmount overlay",
-    )
+    mount_read_only(&ctx, "overlay")
 }
 
 /// A new empty directory, private to this process, not below `dir`: overlayfs refuses a
