@@ -28,6 +28,7 @@ use nix::sys::stat::Mode;
 
 use crate::err;
 use crate::error::{Context, Result};
+use crate::rootfs::mountapi::{FsContext, attr};
 
 /// Set for the re-executed berth (and removed from its environment at once): a second
 /// re-execution would be a bug, and fails instead of looping.
@@ -105,30 +106,6 @@ fn sys_fd(r: libc::c_long, what: &str) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
-fn fsconfig(ctx: &OwnedFd, cmd: u32, key: Option<&str>, value: Option<&[u8]>) -> Result<()> {
-    let key = key.map(|k| CString::new(k).unwrap());
-    let value = value.map(|v| CString::new(v).map_err(|_| err!("NUL in an overlayfs option")));
-    let value = value.transpose()?;
-    // SAFETY: fsconfig reads the NUL-terminated strings given, which outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            ctx.as_raw_fd(),
-            cmd,
-            key.as_ref().map_or(std::ptr::null(), |k| k.as_ptr()),
-            value.as_ref().map_or(std::ptr::null(), |v| v.as_ptr()),
-            0,
-        )
-    };
-    Errno::result(r).map(drop).with_ctx(|| {
-        format!(
-            "fsconfig {}",
-            key.as_ref()
-                .map_or("create".into(), |k| k.to_string_lossy())
-        )
-    })
-}
-
 /// `\` and `:` escaped, as overlayfs reads a lowerdir list.
 fn escaped(p: &Path) -> Vec<u8> {
     let mut out = Vec::new();
@@ -177,37 +154,11 @@ impl Drop for Empty {
     }
 }
 
-/// A new filesystem context of type `fstype`.
-fn fs_open(fstype: &str) -> Result<OwnedFd> {
-    let name = CString::new(fstype).map_err(|_| err!("NUL in a filesystem type"))?;
-    // SAFETY: fsopen reads one NUL-terminated string.
-    sys_fd(
-        unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) },
-        &format!("fsopen {fstype}"),
-    )
-}
-
-/// The created filesystem of `ctx` as a detached mount: read-only, nodev, nosuid.
-fn mount_read_only(ctx: &OwnedFd, fstype: &str) -> Result<OwnedFd> {
-    let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID;
-    // SAFETY: fsmount takes an fs context fd and integer flags.
-    sys_fd(
-        unsafe {
-            libc::syscall(
-                libc::SYS_fsmount,
-                ctx.as_raw_fd(),
-                libc::FSMOUNT_CLOEXEC,
-                attrs,
-            )
-        },
-        &format!("fsmount {fstype}"),
-    )
-}
+/// Read-only, nodev, nosuid: the attributes of both detached mounts made here.
+const READ_ONLY: u64 = attr::RDONLY | attr::NODEV | attr::NOSUID;
 
 fn detached_tmpfs() -> Result<OwnedFd> {
-    let ctx = fs_open("tmpfs")?;
-    fsconfig(&ctx, libc::FSCONFIG_CMD_CREATE, None, None)?;
-    mount_read_only(&ctx, "tmpfs")
+    FsContext::open("tmpfs")?.mount(READ_ONLY)
 }
 
 /// The running binary, opened through a detached read-only overlayfs whose top layer is
@@ -234,21 +185,18 @@ fn overlay_view() -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A path that is not UTF-8 fails here (berth then falls back to the memfd copy).
 fn overlay_mount(dir: &Path, empty: &Path) -> Result<OwnedFd> {
-    let ctx = fs_open("overlay")?;
     let mut lower = escaped(dir);
     lower.push(b':');
     lower.extend(escaped(empty));
-    fsconfig(
-        &ctx,
-        libc::FSCONFIG_SET_STRING,
-        Some("lowerdir"),
-        Some(&lower),
-    )?;
+    let lower = String::from_utf8(lower)
+        .map_err(|_| err!("{}: not UTF-8, cannot name it to overlayfs", dir.display()))?;
+    let ctx = FsContext::open("overlay")?;
+    ctx.set_string("lowerdir", &lower)?;
     // Not needed, and it logs to dmesg when the layers are on different filesystems.
-    let _ = fsconfig(&ctx, libc::FSCONFIG_SET_STRING, Some("xino"), Some(b"off"));
-    fsconfig(&ctx, libc::FSCONFIG_CMD_CREATE, None, None)?;
-    mount_read_only(&ctx, "overlay")
+    let _ = ctx.set_string("xino", "off");
+    ctx.mount(READ_ONLY)
 }
 
 /// A new empty directory, private to this process, not below `dir`: overlayfs refuses a

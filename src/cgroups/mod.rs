@@ -426,7 +426,10 @@ impl Cgroup {
             // Listing a cgroup directory (dozens of files) costs more than trying the
             // rmdir: the cgroups a container made below its own are looked for only when
             // the rmdir fails.
-            if self.record.dirs.contains(d) && std::fs::remove_dir(d).is_err() && d.exists() {
+            if self.record.dirs.contains(d) {
+                if std::fs::remove_dir(d).is_ok() || !d.exists() {
+                    continue;
+                }
                 remove_below(d);
             }
             rmdir(d);

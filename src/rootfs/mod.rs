@@ -23,7 +23,7 @@ mod hide;
 mod hostproc;
 pub mod idmap;
 mod label;
-mod mountapi;
+pub mod mountapi;
 mod mounts;
 pub mod options;
 mod overlay;
