@@ -118,51 +118,16 @@ fn escaped(p: &Path) -> Vec<u8> {
     out
 }
 
-/// Overlayfs wants a second layer when it has no upper one: the root of a detached, empty
-/// tmpfs of this process's own (named to overlayfs as /proc/self/fd/N: no path anyone else
-/// sees, nothing to remove, nothing left behind if berth is killed), or where that cannot
-/// be made, an empty directory made for the purpose and removed once the mount exists.
-enum Empty {
-    Tmpfs(OwnedFd),
-    Dir(PathBuf),
-}
-
-impl Empty {
-    fn new(dir: &Path) -> Result<Empty> {
-        match detached_tmpfs() {
-            Ok(fd) => Ok(Empty::Tmpfs(fd)),
-            Err(e) => {
-                log::debug!("CVE-2019-5736 protection: no detached tmpfs ({e}), using a directory");
-                empty_dir(dir).map(Empty::Dir)
-            }
-        }
-    }
-
-    fn path(&self) -> PathBuf {
-        match self {
-            Empty::Tmpfs(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
-            Empty::Dir(p) => p.clone(),
-        }
-    }
-}
-
-impl Drop for Empty {
-    fn drop(&mut self) {
-        if let Empty::Dir(p) = self {
-            let _ = std::fs::remove_dir(p);
-        }
-    }
-}
-
 /// Read-only, nodev, nosuid: the attributes of both detached mounts made here.
 const READ_ONLY: u64 = attr::RDONLY | attr::NODEV | attr::NOSUID;
 
-fn detached_tmpfs() -> Result<OwnedFd> {
-    FsContext::open("tmpfs")?.mount(READ_ONLY)
-}
-
 /// The running binary, opened through a detached read-only overlayfs whose top layer is
-/// its directory (and whose second layer is [`Empty`]).
+/// its directory. Overlayfs wants a second layer when it has no upper one: an empty
+/// directory made for the purpose and removed again once the mount exists. (The root of a
+/// detached tmpfs, named as /proc/self/fd/N, would need no directory and works on 6.18;
+/// it was tried and taken out: with it, the first berth of one pure-v2 guest run under
+/// Debian 12's 6.1 kernel hung in the kernel, and older kernels may refuse a lower layer
+/// from outside the caller's mount namespace.)
 fn overlay_view() -> Result<OwnedFd> {
     let path = std::fs::read_link("/proc/self/exe").ctx("readlink /proc/self/exe")?;
     if path.as_os_str().as_bytes().ends_with(b" (deleted)") {
@@ -172,9 +137,10 @@ fn overlay_view() -> Result<OwnedFd> {
         (Some(d), Some(n)) if d.is_absolute() => (d.to_path_buf(), n.to_os_string()),
         _ => return Err(err!("{}: no directory", path.display())),
     };
-    let empty = Empty::new(&dir)?;
-    let mnt = overlay_mount(&dir, &empty.path())?;
-    drop(empty);
+    let empty = empty_dir(&dir)?;
+    let r = overlay_mount(&dir, &empty);
+    let _ = std::fs::remove_dir(&empty);
+    let mnt = r?;
     let fd = nix::fcntl::openat(
         &mnt,
         name.as_os_str(),
